@@ -1,0 +1,39 @@
+# DualForce: two commands do all the set-up on a fresh machine.
+#   make demo  — bootstrap .venv, then run the demo pipeline on the bundled synthetic dataset
+#   make test  — bootstrap .venv, then lint (ruff), type-check (mypy) and run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.dualforce-installed
+TORCH_VERSION := 2.13.0
+export DUALFORCE_HOME ?= $(CURDIR)/.dualforce
+
+.PHONY: demo test lint typecheck pytest ui bench clean-venv
+
+# The venv is rebuilt when the lock or the project metadata changes (a stale venv).
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@# torch first, alone: any looser spec pulls GBs of CUDA wheels on a CPU machine.
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
+	@$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/dualforce demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy dualforce_core assets pipelines definitions.py bench tests
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""The `dualforce` command line."""

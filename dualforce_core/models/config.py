@@ -1,0 +1,67 @@
+"""Model hyper-parameters. Presets (`tiny`, `small`, `base`) are YAML files under `configs/model/`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from dualforce_core.config.base import ConfigModel
+
+BridgeStrategy = Literal["shallow_focus", "distributed", "progressive", "custom", "full"]
+AttentionBackend = Literal["sdpa", "flex", "flash"]
+
+
+class ModelConfig(ConfigModel):
+    preset: str = "custom"
+
+    # Video tower: Wan-VAE latents, (1, 2, 2) patches.
+    video_in_channels: int = 16
+    patch_size: tuple[int, int, int] = (1, 2, 2)
+    video_dim: int = 64
+    video_heads: int = 2
+    video_layers: int = 2
+    video_ffn_dim: int = 256
+
+    # Structure tower: LivePortrait implicit keypoints, `struct_tokens_per_frame` tokens per latent frame.
+    struct_dim: int = 64
+    struct_heads: int = 2
+    struct_layers: int = 2
+    struct_ffn_dim: int = 256
+    num_keypoints: int = 21
+    struct_tokens_per_frame: int = 21
+    video_frames_per_latent: int = 4
+
+    # Audio conditioning: HuBERT hidden states (all layers), 50 Hz, time-major.
+    audio_dim: int = 768
+    audio_layers: int = 13
+    audio_tokens_per_video_frame: int = 2
+    audio_lookahead: int = Field(1, ge=0, description="latent frames a frame may look ahead in the audio")
+
+    # Attention.
+    chunk_frames: int = Field(3, ge=1)
+    attention_backend: AttentionBackend = "sdpa"
+    qk_norm: bool = True
+    eps: float = 1e-6
+    rope_theta: float = 10000.0
+    freq_dim: int = 256
+
+    # Bridge between the towers.
+    bridge_strategy: BridgeStrategy = "shallow_focus"
+    bridge_layers: list[int] | None = None
+
+    # Optional text cross-attention (off by default; lets Wan weights initialise the video tower).
+    text_dim: int | None = None
+
+    # FLAME alignment head: expression + jaw.
+    flame_dim: int = 53
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        for tower in ("video", "struct"):
+            dim, heads = getattr(self, f"{tower}_dim"), getattr(self, f"{tower}_heads")
+            if dim % heads:
+                raise ValueError(f"{tower}_dim ({dim}) must be divisible by {tower}_heads ({heads})")
+        if self.bridge_strategy == "custom" and not self.bridge_layers:
+            raise ValueError("bridge_strategy 'custom' needs bridge_layers")
+        return self

@@ -1,0 +1,40 @@
+"""Optimisation, parallelism, checkpointing and loss weights."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from dualforce_core.config.base import ConfigModel
+
+
+class LossWeights(ConfigModel):
+    video: float = 1.0
+    struct: float = 1.0
+    lipsync: float = 0.1
+    flame: float = 0.1
+
+
+class TrainConfig(ConfigModel):
+    name: str = "dualforce"
+    seed: int = 0
+    batch_size: int = 1
+    grad_accum: int = Field(1, ge=1)
+    max_steps: int = 1000
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 100
+    clip_grad: float = 1.0
+    ema_decay: float = 0.999
+    audio_dropout: float = Field(0.1, ge=0, le=1)
+    struct_dropout: float = Field(0.0, ge=0, le=1)
+    loss_weights: LossWeights = LossWeights()
+    mixed_precision: Literal["no", "bf16"] = "no"
+    activation_checkpointing: bool = False
+    compile: bool = False
+    checkpoint_every: int = 500
+    keep_last: int = 3
+    log_every: int = 10
+    num_workers: int = 0
