@@ -8,7 +8,9 @@ from dualforce_core.config import DualForceConfig, load_config
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="YAML config (see configs/); defaults apply without it")
+    parser.add_argument(
+        "--config", metavar="FILE", help="YAML config (see configs/); defaults apply without it"
+    )
     parser.add_argument(
         "overrides",
         nargs="*",

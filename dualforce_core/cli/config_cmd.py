@@ -9,7 +9,9 @@ from dualforce_core.config import dump_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("config", help="print the resolved config (defaults, then --config, then overrides)")
+    parser = subparsers.add_parser(
+        "config", help="print the resolved config (defaults, then --config, then overrides)"
+    )
     add_config_args(parser)
     parser.set_defaults(func=_show)
 

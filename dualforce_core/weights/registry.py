@@ -38,7 +38,7 @@ class WeightComponent:
         if self.stand_in is None:
             return None
         module, func = self.stand_in.split(":")
-        return getattr(importlib.import_module(module), func)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(module), func)
 
 
 COMPONENTS: dict[str, WeightComponent] = {
@@ -120,7 +120,9 @@ class WeightsRegistry:
         self.overrides = dict(overrides or {})
         unknown = set(self.overrides) - set(COMPONENTS)
         if unknown:
-            raise UserError(f"weights.paths names unknown components {sorted(unknown)}; known: {sorted(COMPONENTS)}")
+            raise UserError(
+                f"weights.paths names unknown components {sorted(unknown)}; known: {sorted(COMPONENTS)}"
+            )
 
     @classmethod
     def from_config(cls, config: object) -> WeightsRegistry:
@@ -168,7 +170,11 @@ class WeightsRegistry:
             marker = parent / STAND_IN_MARKER
             if marker.is_file():
                 relative = location.relative_to(parent).as_posix()
-                return any(line.split()[0] == relative for line in marker.read_text().splitlines() if line.strip() and not line.startswith("#"))
+                return any(
+                    line.split()[0] == relative
+                    for line in marker.read_text().splitlines()
+                    if line.strip() and not line.startswith("#")
+                )
         return False
 
     def fingerprint(self, name: str) -> str:

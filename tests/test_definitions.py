@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from dualforce_core.sample_data import generate_dataset
+
+
+def test_definitions_load_and_raw_videos_materialises(dualforce_home: Path) -> None:
+    from definitions import defs
+
+    generate_dataset(dualforce_home / "raw" / "sample", clips=2, seed=0, seconds=1.0, size=64)
+    (dualforce_home / "raw" / "sample" / "notes.txt").write_text("not a video")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("datasets", ["sample"])
+    raw_videos = defs.get_assets_def("raw_videos")
+    result = dg.materialize([raw_videos], partition_key="sample", instance=instance, resources=defs.resources)
+    assert result.success
+    metadata = result.asset_materializations_for_node("raw_videos")[0].metadata
+    assert metadata["videos"].value == 2
+    assert metadata["other_files"].value == 1
