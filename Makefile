@@ -35,5 +35,9 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# Dagster UI on 127.0.0.1:3000 and MLflow UI on 127.0.0.1:5000; Ctrl-C stops both process groups.
+ui: $(STAMP)
+	$(BIN)/python -m pipelines.ui
+
 clean-venv:
 	rm -rf $(VENV)
