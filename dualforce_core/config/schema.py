@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dualforce_core.config.base import ConfigModel
+from dualforce_core.config_model import ConfigModel
 from dualforce_core.data.config import DataConfig
 from dualforce_core.evaluation.config import EvalConfig
 from dualforce_core.inference.config import InferenceConfig

@@ -6,22 +6,28 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from dualforce_core.config.base import ConfigModel
+from dualforce_core.config_model import ConfigModel
 
 
 class DataConfig(ConfigModel):
     fps: int = 25
     clip_frames: int = Field(49, description="frames per clip; must be 1 (mod 4) for the Wan VAE")
     clip_stride: int = Field(48, ge=1)
-    size: int = Field(256, description="square training resolution in pixels")
+    size: int = Field(256, ge=16, multiple_of=16, description="square training resolution in pixels")
     crop_mode: Literal["none", "center", "haar", "detector"] = "center"
-    detector_path: str | None = None
+    detector_path: str | None = Field(None, description="OpenCV cascade XML used by crop_mode=detector")
+    face_samples: int = Field(5, ge=1, description="frames sampled per video to place the face crop")
+    face_scale: float = Field(1.8, gt=1.0, description="crop side as a multiple of the detected face side")
     max_resolution: int = Field(4096, description="longest side allowed in a source video")
     max_duration_s: float = 3600.0
     vfr_policy: Literal["resample", "reject"] = "resample"
     audio_sample_rate: int = 16000
     video_crf: int = 18
+    video_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = Field(
+        "veryfast", description="libx264 speed/size trade-off for clip blobs; superfast encodes ~4x faster"
+    )
     extensions: list[str] = [".mp4", ".mov", ".mkv", ".webm"]
+    write_batch_mb: int = Field(256, ge=1, description="ingest buffers this many MB of clips per Lance write")
 
     feature_batch_size: int = 8
     hubert_layers: list[int] | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from dualforce_core.config.base import ConfigModel
+from dualforce_core.config_model import ConfigModel
 
 
 class EvalConfig(ConfigModel):

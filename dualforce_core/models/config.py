@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from dualforce_core.config.base import ConfigModel
+from dualforce_core.config_model import ConfigModel
 
-BridgeStrategy = Literal["shallow_focus", "distributed", "progressive", "custom", "full"]
+BridgeStrategy = Literal["shallow_focus", "distributed", "progressive", "custom", "full", "none"]
 AttentionBackend = Literal["sdpa", "flex", "flash"]
 
 
@@ -37,9 +37,11 @@ class ModelConfig(ConfigModel):
     audio_layers: int = 13
     audio_tokens_per_video_frame: int = 2
     audio_lookahead: int = Field(1, ge=0, description="latent frames a frame may look ahead in the audio")
+    audio_past: int = Field(1, ge=0, description="latent frames of past audio context a frame also sees")
 
     # Attention.
     chunk_frames: int = Field(3, ge=1)
+    causal: bool = Field(True, description="block-causal attention; off only to compare against Wan")
     attention_backend: AttentionBackend = "sdpa"
     qk_norm: bool = True
     eps: float = 1e-6
@@ -55,6 +57,7 @@ class ModelConfig(ConfigModel):
 
     # FLAME alignment head: expression + jaw.
     flame_dim: int = 53
+    flame_hidden: int = 256
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -62,6 +65,19 @@ class ModelConfig(ConfigModel):
             dim, heads = getattr(self, f"{tower}_dim"), getattr(self, f"{tower}_heads")
             if dim % heads:
                 raise ValueError(f"{tower}_dim ({dim}) must be divisible by {tower}_heads ({heads})")
+            if (dim // heads) % 2:
+                raise ValueError(f"{tower} head dim ({dim // heads}) must be even for rotary embeddings")
+        if self.patch_size[0] != 1:
+            raise ValueError(
+                "patch_size must not merge latent frames (first entry 1): σ and chunks are per frame"
+            )
         if self.bridge_strategy == "custom" and not self.bridge_layers:
             raise ValueError("bridge_strategy 'custom' needs bridge_layers")
+        if self.bridge_layers and not all(0 <= i < self.video_layers for i in self.bridge_layers):
+            raise ValueError(f"bridge_layers must be video layer indices in [0, {self.video_layers})")
+        if self.num_keypoints % self.struct_tokens_per_frame:
+            raise ValueError(
+                f"struct_tokens_per_frame ({self.struct_tokens_per_frame}) must divide "
+                f"num_keypoints ({self.num_keypoints})"
+            )
         return self

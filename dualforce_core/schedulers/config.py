@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from dualforce_core.config.base import ConfigModel
+from dualforce_core.config_model import ConfigModel
 
 
 class DiffusionConfig(ConfigModel):
@@ -16,4 +16,6 @@ class DiffusionConfig(ConfigModel):
     logit_mean: float = 0.0
     logit_std: float = 1.0
     shared_sigma_prob: float = Field(0.1, ge=0, le=1)
-    context_sigma: float = Field(0.0, ge=0, le=1, description="noise of finished chunks when written to the cache")
+    context_sigma: float = Field(
+        0.0, ge=0, le=1, description="noise of finished chunks when written to the cache"
+    )

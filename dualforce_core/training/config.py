@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from dualforce_core.config.base import ConfigModel
+from dualforce_core.config_model import ConfigModel
 
 
 class LossWeights(ConfigModel):
@@ -23,6 +23,7 @@ class TrainConfig(ConfigModel):
     grad_accum: int = Field(1, ge=1)
     max_steps: int = 1000
     lr: float = 1e-4
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine decay ends at lr * min_lr_ratio")
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: int = 100
@@ -38,3 +39,9 @@ class TrainConfig(ConfigModel):
     keep_last: int = 3
     log_every: int = 10
     num_workers: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    mlflow: bool = Field(
+        True, description="log to MLflow (rank 0); the JSONL log in the run dir is always written"
+    )
+    experiment: str = "dualforce-train"
+    registered_model: str | None = Field("dualforce", description="model registry name for the final export")

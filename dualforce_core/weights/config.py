@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dualforce_core.config.base import ConfigModel
+from dualforce_core.config_model import ConfigModel
 
 
 class WeightsConfig(ConfigModel):

@@ -1,9 +1,0 @@
-"""The one base class for every config section: unknown keys are errors, not silently ignored."""
-
-from __future__ import annotations
-
-from pydantic import BaseModel, ConfigDict
-
-
-class ConfigModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
