@@ -1,7 +1,5 @@
 """`raw_videos`: the files of one dataset folder, as the graph's source asset."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from dualforce_core.data.raw_inventory import scan_raw_folder

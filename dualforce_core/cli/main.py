@@ -17,7 +17,10 @@ COMMAND_MODULES = (
     "dualforce_core.cli.sample_data_cmd",
     "dualforce_core.cli.weights_cmd",
     "dualforce_core.cli.config_cmd",
+    "dualforce_core.cli.ingest_cmd",
     "dualforce_core.cli.demo_cmd",
+    "dualforce_core.cli.train_cmd",
+    "dualforce_core.cli.extract_cmd",
 )
 
 

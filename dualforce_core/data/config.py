@@ -15,7 +15,9 @@ class DataConfig(ConfigModel):
     clip_stride: int = Field(48, ge=1)
     size: int = Field(256, ge=16, multiple_of=16, description="square training resolution in pixels")
     crop_mode: Literal["none", "center", "haar", "detector"] = "center"
-    detector_path: str | None = Field(None, description="OpenCV cascade XML used by crop_mode=detector")
+    detector_path: str | None = Field(
+        None, description="face detector for crop_mode=detector: a YuNet .onnx or an OpenCV cascade .xml"
+    )
     face_samples: int = Field(5, ge=1, description="frames sampled per video to place the face crop")
     face_scale: float = Field(1.8, gt=1.0, description="crop side as a multiple of the detected face side")
     max_resolution: int = Field(4096, description="longest side allowed in a source video")

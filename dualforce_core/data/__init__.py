@@ -1,0 +1,1 @@
+"""Raw videos → Lance tables: ingestion with quarantine, media codecs, table access."""

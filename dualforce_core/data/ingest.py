@@ -1,0 +1,454 @@
+"""Raw video folder → `clips` rows, with every unusable file quarantined in `rejects`.
+
+Each source is probed, cut to one fixed square box, resampled to a constant frame rate and cut into
+clips of `clip_frames` frames every `clip_stride`, with the matching 16 kHz mono audio. A bad file
+becomes exactly one `rejects` row and the run goes on: expected failures carry a short reason code,
+anything unexpected becomes `internal_error` (traceback logged at debug level).
+
+Re-runs are cheap and add nothing: the `sources` ledger records each (content hash, config fingerprint)
+that finished, so those files are skipped; clip and reject ids are deterministic, so rewrites update rows.
+Rows are buffered and written every `write_batch_mb` and at the end (also when interrupted), so a run
+makes few table versions and never loses the clips of files that already finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pyarrow as pa
+
+from dualforce_core.data import lance_store, media, schema
+from dualforce_core.data.config import DataConfig
+from dualforce_core.data.crop import Box, FaceFinder, crop_box, load_detector
+from dualforce_core.data.media import MediaError
+from dualforce_core.errors import UserError
+
+log = logging.getLogger(__name__)
+
+INGEST_VERSION = 1
+"""Part of the config fingerprint: bump it when a code change alters the clips made from the same file."""
+
+AUDIO_SLACK_FRAMES = 2
+"""Audio that ends at most this many frames before the video is zero-padded rather than cutting the clip."""
+
+DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+FINGERPRINT_FIELDS = (
+    "fps",
+    "clip_frames",
+    "clip_stride",
+    "size",
+    "crop_mode",
+    "detector_path",
+    "face_samples",
+    "face_scale",
+    "max_resolution",
+    "max_duration_s",
+    "vfr_policy",
+    "audio_sample_rate",
+    "video_crf",
+    "video_preset",
+)
+METADATA_SUFFIXES = {".json"}
+RETRYABLE = {"vanished", "unreadable", "internal_error"}
+"""Reasons that may not hold next time, so the file is not recorded as finished."""
+
+
+@dataclass
+class IngestReport:
+    dataset: str
+    files_seen: int = 0
+    files_ingested: int = 0
+    files_skipped: int = 0
+    clips_written: int = 0
+    frames_decoded: int = 0
+    seconds: float = 0.0
+    rejects: Counter[str] = field(default_factory=Counter)
+    versions: dict[str, int | None] = field(default_factory=dict)
+
+    @property
+    def files_rejected(self) -> int:
+        return sum(self.rejects.values())
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames_decoded / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        reasons = ", ".join(f"{reason}={count}" for reason, count in sorted(self.rejects.items())) or "none"
+        versions = ", ".join(f"{name} v{version}" for name, version in self.versions.items())
+        return (
+            f"dataset {self.dataset}: {self.files_seen} files seen, {self.files_ingested} ingested, "
+            f"{self.files_skipped} unchanged since an earlier run (skipped), {self.files_rejected} rejected\n"
+            f"clips written: {self.clips_written}; source frames decoded: {self.frames_decoded} in "
+            f"{self.seconds:.1f}s ({self.frames_per_s:.1f} frames/s)\n"
+            f"rejects by reason: {reasons}\n"
+            f"lance tables: {versions}"
+        )
+
+
+def config_fingerprint(config: DataConfig) -> str:
+    """Hash of every setting that changes the clips cut from a file (and of the detector file itself)."""
+    settings: dict[str, Any] = {name: getattr(config, name) for name in FINGERPRINT_FIELDS}
+    settings["ingest_version"] = INGEST_VERSION
+    if config.crop_mode == "detector" and config.detector_path and Path(config.detector_path).is_file():
+        settings["detector_sha256"] = file_sha256(Path(config.detector_path))
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def discover(src: Path, config: DataConfig) -> tuple[list[Path], list[Path]]:
+    """(candidate videos, other files) under `src`, sorted. JSON files (sidecars, manifests) are metadata,
+    neither; hidden entries are ignored. A directory with a video extension is a candidate (it is rejected
+    as unreadable) rather than a folder to descend into.
+    """
+    extensions = {ext.lower() for ext in config.extensions}
+    videos: list[Path] = []
+    others: list[Path] = []
+    for root, dirs, files in os.walk(src):
+        here = Path(root)
+        videos.extend(here / name for name in dirs if Path(name).suffix.lower() in extensions)
+        dirs[:] = [d for d in dirs if not d.startswith(".") and Path(d).suffix.lower() not in extensions]
+        for name in files:
+            suffix = Path(name).suffix.lower()
+            if name.startswith(".") or suffix in METADATA_SUFFIXES:
+                continue
+            (videos if suffix in extensions else others).append(here / name)
+    return sorted(videos), sorted(others)
+
+
+def sidecar_for(path: Path) -> str | None:
+    sidecar = path.with_suffix(".json")
+    return str(sidecar.absolute()) if sidecar.is_file() else None
+
+
+def _check_readable(path: Path) -> None:
+    if not os.path.lexists(path):
+        raise MediaError("vanished", "file was listed but no longer exists")
+    if path.is_symlink() and not path.exists():
+        raise MediaError("unreadable", f"broken symbolic link to {os.readlink(path)}")
+    if path.is_dir():
+        raise MediaError("unreadable", "a directory, not a file")
+    if not os.access(path, os.R_OK):
+        raise MediaError("unreadable", "no read permission")
+    if path.stat().st_size == 0:
+        raise MediaError("zero_bytes", "file is empty")
+
+
+def _hash_source(path: Path) -> str:
+    try:
+        return file_sha256(path)
+    except FileNotFoundError:
+        raise MediaError("vanished", "file disappeared while hashing") from None
+    except OSError as err:
+        raise MediaError("unreadable", f"cannot read: {err}") from None
+
+
+def _validate(info: media.Probe, config: DataConfig) -> None:
+    if max(info.width, info.height) > config.max_resolution:
+        raise MediaError(
+            "too_large", f"{info.width}x{info.height} exceeds data.max_resolution={config.max_resolution}"
+        )
+    if info.duration_s > config.max_duration_s:
+        raise MediaError(
+            "too_long", f"{info.duration_s:.1f}s exceeds data.max_duration_s={config.max_duration_s}"
+        )
+    if info.variable_rate and config.vfr_policy == "reject":
+        raise MediaError("vfr", "variable frame rate (data.vfr_policy=reject)")
+    if not info.has_audio:
+        raise MediaError("no_audio", "no audio track")
+    frames = int(info.duration_s * config.fps + 1e-6)
+    if frames < config.clip_frames:
+        raise MediaError(
+            "too_short",
+            f"{info.frame_count} frames, {info.duration_s:.2f}s = {frames} frames at {config.fps} fps; "
+            f"a clip needs {config.clip_frames}",
+        )
+
+
+def _square_frames(
+    frames: Iterator[tuple[int, av.VideoFrame]], box: Box | None, size: int
+) -> Iterator[np.ndarray]:
+    """Crop and resize each output frame once, even when resampling repeats a source frame."""
+    last: tuple[av.VideoFrame, np.ndarray] | None = None
+    for _, frame in frames:
+        if last is None or last[0] is not frame:
+            last = (frame, media.to_square(frame.to_ndarray(format="rgb24"), box, size))
+        yield last[1]
+
+
+def _windows(frames: Iterator[np.ndarray], length: int, stride: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(start frame, [length, H, W, 3]) every `stride` frames, holding at most one window in memory."""
+    window: list[np.ndarray] = []
+    start = 0
+    for index, frame in enumerate(frames):
+        if index < start:
+            continue
+        window.append(frame)
+        if len(window) == length:
+            yield start, np.stack(window)
+            start += stride
+            window = window[stride:] if stride < length else []
+
+
+class _SourceIngest:
+    """One source file through every stage; `stage` names where a failure happened."""
+
+    def __init__(self, path: Path, dataset: str, config: DataConfig, detector: FaceFinder | None):
+        self.path = path
+        self.dataset = dataset
+        self.config = config
+        self.detector = detector
+        self.stage = "read"
+        self.source_hash = ""
+        self.frames_decoded = 0
+
+    def hash(self) -> str:
+        self.stage = "read"
+        _check_readable(self.path)
+        self.source_hash = _hash_source(self.path)
+        return self.source_hash
+
+    def clips(self) -> list[dict[str, Any]]:
+        config = self.config
+        self.stage = "probe"
+        info = media.probe(self.path)
+        _validate(info, config)
+        self.stage = "crop"
+        box = crop_box(self.path, info.width, info.height, config, self.detector)
+        self.stage = "audio"
+        audio, audio_start = media.decode_audio_track(self.path, config.audio_sample_rate)
+        offset = round((info.start_s - audio_start) * config.audio_sample_rate)
+        self.stage = "decode"
+        face_box = list(box) if box is not None else [0.0, 0.0, float(info.width), float(info.height)]
+        sidecar = sidecar_for(self.path)
+        now = datetime.now(UTC)
+        rows: list[dict[str, Any]] = []
+        frames = _square_frames(media.resample_frames(self._counted(), config.fps), box, config.size)
+        for start, clip in _windows(frames, config.clip_frames, config.clip_stride):
+            samples = self._clip_audio(audio, offset, start)
+            if samples is None:
+                break
+            rows.append(
+                {
+                    "clip_id": schema.clip_id(self.source_hash, start),
+                    "dataset": self.dataset,
+                    "source_path": str(self.path.absolute()),
+                    "source_hash": self.source_hash,
+                    "start_frame": start,
+                    "num_frames": config.clip_frames,
+                    "start_s": start / config.fps,
+                    "end_s": (start + config.clip_frames) / config.fps,
+                    "fps": config.fps,
+                    "height": config.size,
+                    "width": config.size,
+                    "video": media.encode_video(clip, config.fps, config.video_crf, config.video_preset),
+                    "audio": media.encode_audio(samples, config.audio_sample_rate),
+                    "audio_sample_rate": config.audio_sample_rate,
+                    "face_box": face_box,
+                    "sidecar_path": sidecar,
+                    "ingested_at": now,
+                }
+            )
+        if not rows:
+            raise MediaError(
+                "too_short", f"no complete {config.clip_frames}-frame clip with audio after decoding"
+            )
+        return rows
+
+    def _counted(self) -> Iterator[tuple[float, av.VideoFrame]]:
+        for item in media.decode_frames(self.path):
+            self.frames_decoded += 1
+            yield item
+
+    def _clip_audio(self, audio: np.ndarray, offset: int, start: int) -> np.ndarray | None:
+        """The clip's samples, exactly num_frames/fps long; None when the audio ended well before it."""
+        rate, fps = self.config.audio_sample_rate, self.config.fps
+        first = offset + round(start * rate / fps)
+        count = round(self.config.clip_frames * rate / fps)
+        missing = first + count - len(audio)
+        if missing > AUDIO_SLACK_FRAMES * rate / fps:
+            return None
+        piece = audio[max(first, 0) : first + count]
+        return np.pad(piece, (max(-first, 0), count - len(piece) - max(-first, 0)))
+
+
+class _Batch:
+    """Rows waiting for the next Lance write."""
+
+    def __init__(self, dataset: str, fingerprint: str, flush_bytes: int) -> None:
+        self.dataset = dataset
+        self.fingerprint = fingerprint
+        self.flush_bytes = flush_bytes
+        self.clips: list[dict[str, Any]] = []
+        self.rejects: list[dict[str, Any]] = []
+        self.sources: list[dict[str, Any]] = []
+        self.known_rejects = {
+            (row["reject_id"], row["reason"])
+            for row in lance_store.read_rows(
+                "rejects", ["reject_id", "reason"], f"dataset = '{dataset}'"
+            ).to_pylist()
+        }
+        self.clips_written = 0
+
+    def add_source(self, source: _SourceIngest, status: str, clips: int) -> None:
+        self.sources.append(
+            {
+                "source_id": schema.source_id(self.dataset, source.source_hash, self.fingerprint),
+                "dataset": self.dataset,
+                "source_path": str(source.path.absolute()),
+                "source_hash": source.source_hash,
+                "config_fingerprint": self.fingerprint,
+                "status": status,
+                "clips": clips,
+                "time": datetime.now(UTC),
+            }
+        )
+
+    def add_reject(self, path: Path, source_hash: str, stage: str, reason: str, detail: str) -> None:
+        rid = schema.reject_id(self.dataset, str(path.absolute()), source_hash, stage)
+        if (rid, reason) in self.known_rejects:
+            return
+        self.known_rejects.add((rid, reason))
+        self.rejects.append(
+            {
+                "reject_id": rid,
+                "dataset": self.dataset,
+                "source_path": str(path.absolute()),
+                "stage": stage,
+                "reason": reason,
+                "detail": detail,
+                "time": datetime.now(UTC),
+            }
+        )
+
+    def full(self) -> bool:
+        return sum(len(row["video"]) + len(row["audio"]) for row in self.clips) >= self.flush_bytes
+
+    def flush(self) -> None:
+        """Clips before the ledger: a file is marked finished only once its clips are stored."""
+        if self.clips:
+            lance_store.upsert("clips", pa.Table.from_pylist(self.clips, schema.CLIPS))
+            self.clips_written += len(self.clips)
+        if self.rejects:
+            lance_store.upsert("rejects", pa.Table.from_pylist(self.rejects, schema.REJECTS), "reject_id")
+        if self.sources:
+            lance_store.upsert("sources", pa.Table.from_pylist(self.sources, schema.SOURCES), "source_id")
+        self.clips, self.rejects, self.sources = [], [], []
+
+
+def ingest_dataset(dataset: str, src: Path, config: DataConfig, progress: bool = True) -> IngestReport:
+    """Ingest every video under `src` into the `clips` table as dataset `dataset`; see the module doc."""
+    _prepare(dataset, src, config)
+    return ingest_files(dataset, src, discover(src, config), config, progress)
+
+
+def _prepare(dataset: str, src: Path, config: DataConfig) -> FaceFinder | None:
+    """Fail on a bad request before any file is touched; the face finder when the crop mode needs one."""
+    if not DATASET_NAME.match(dataset):
+        raise UserError(f"dataset name {dataset!r} must be letters, digits, '_', '-' or '.'")
+    if not src.is_dir():
+        raise UserError(f"source folder {src} does not exist or is not a folder")
+    return load_detector(config) if config.crop_mode in ("haar", "detector") else None
+
+
+def ingest_files(
+    dataset: str,
+    src: Path,
+    found: tuple[list[Path], list[Path]],
+    config: DataConfig,
+    progress: bool = True,
+) -> IngestReport:
+    """Ingest an already discovered (videos, other files) list; files may have changed since."""
+    detector = _prepare(dataset, src, config)
+    videos, others = found
+    fingerprint = config_fingerprint(config)
+    done = lance_store.existing_ids("sources", "source_id", f"dataset = '{dataset}'")
+    report = IngestReport(dataset=dataset, files_seen=len(videos) + len(others))
+    batch = _Batch(dataset, fingerprint, config.write_batch_mb << 20)
+    started = time.perf_counter()
+    seen_hashes: dict[str, Path] = {}
+
+    def reject(path: Path, source_hash: str, stage: str, reason: str, detail: str) -> str:
+        batch.add_reject(path, source_hash, stage, reason, detail)
+        report.rejects[reason] += 1
+        return f"rejected: {reason} ({detail})"
+
+    try:
+        for path in others:
+            reject(path, "", "discover", "not_video", f"extension {path.suffix or '(none)'!r} is not a video")
+        for number, path in enumerate(videos, 1):
+            source = _SourceIngest(path, dataset, config, detector)
+            outcome = _ingest_one(source, fingerprint, done, seen_hashes, batch, reject)
+            report.frames_decoded += source.frames_decoded
+            if outcome == "skipped":
+                report.files_skipped += 1
+            elif outcome.startswith("ingested"):
+                report.files_ingested += 1
+            if progress:
+                print(f"[{number}/{len(videos)}] {_relative(path, src)}: {outcome}", file=sys.stderr)
+            if batch.full():
+                batch.flush()
+    finally:
+        batch.flush()
+        report.seconds = time.perf_counter() - started
+        report.clips_written = batch.clips_written
+        report.versions = {name: lance_store.table_version(name) for name in ("clips", "rejects", "sources")}
+    return report
+
+
+def _ingest_one(
+    source: _SourceIngest,
+    fingerprint: str,
+    done: set[str],
+    seen_hashes: dict[str, Path],
+    batch: _Batch,
+    reject: Callable[[Path, str, str, str, str], str],
+) -> str:
+    """The per-file boundary: every failure becomes one reject; returns a one-line outcome."""
+    try:
+        source_hash = source.hash()
+        if schema.source_id(source.dataset, source_hash, fingerprint) in done:
+            return "skipped"
+        if source_hash in seen_hashes:
+            raise MediaError("duplicate", f"same content as {seen_hashes[source_hash]}")
+        seen_hashes[source_hash] = source.path
+        rows = source.clips()
+    except MediaError as err:
+        if source.source_hash and err.reason not in RETRYABLE | {"duplicate"}:
+            batch.add_source(source, "rejected", 0)
+        return reject(source.path, source.source_hash, source.stage, err.reason, err.detail)
+    except Exception as err:
+        log.debug("internal error ingesting %s", source.path, exc_info=True)
+        detail = f"{type(err).__name__}: {err}"
+        return reject(source.path, source.source_hash, source.stage, "internal_error", detail)
+    batch.clips.extend(rows)
+    batch.add_source(source, "ingested", len(rows))
+    return f"ingested, {len(rows)} clips"
+
+
+def _relative(path: Path, src: Path) -> str:
+    try:
+        return str(path.relative_to(src))
+    except ValueError:
+        return str(path)
