@@ -9,7 +9,7 @@ STAMP := $(VENV)/.dualforce-installed
 TORCH_VERSION := 2.13.0
 export DUALFORCE_HOME ?= $(CURDIR)/.dualforce
 
-.PHONY: demo test lint typecheck pytest ui bench clean-venv
+.PHONY: demo test lint typecheck pytest ui system-deps clean-venv
 
 # The venv is rebuilt when the lock or the project metadata changes (a stale venv).
 $(STAMP): pyproject.toml constraints.txt
@@ -19,6 +19,14 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
 	@$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
+
+# System packages the tests drive for real: headless Chromium for the Dagster UI browser test.
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian chromium (browser test)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing: run 'sudo apt-get install chromium' (needed by the browser test)"; fi; }
 
 demo: $(STAMP)
 	$(BIN)/dualforce demo
@@ -30,7 +38,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy dualforce_core assets pipelines definitions.py bench tests
 
-pytest: $(STAMP)
+pytest: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test: lint typecheck pytest

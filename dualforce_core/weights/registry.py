@@ -51,6 +51,7 @@ COMPONENTS: dict[str, WeightComponent] = {
             ("config.json", "diffusion_pytorch_model.safetensors"),
             "diffusers AutoencoderKLWan directory (config.json + diffusion_pytorch_model.safetensors)",
             "the `vae/` folder of Wan-AI/Wan2.1-T2V-1.3B-Diffusers on the Hugging Face Hub",
+            stand_in="dualforce_core.features.latents:build_stand_in",
         ),
         WeightComponent(
             "hubert",
@@ -59,6 +60,7 @@ COMPONENTS: dict[str, WeightComponent] = {
             ("config.json",),
             "transformers HubertModel directory (config.json + model.safetensors)",
             "facebook/hubert-large-ls960-ft (or facebook/hubert-base-ls960) on the Hugging Face Hub",
+            stand_in="dualforce_core.features.audio:build_stand_in",
         ),
         WeightComponent(
             "liveportrait_motion",
@@ -67,6 +69,7 @@ COMPONENTS: dict[str, WeightComponent] = {
             (),
             "LivePortrait motion extractor state dict (torch.save, loaded with weights_only=True)",
             "liveportrait/base_models/motion_extractor.pth of KwaiVGI/LivePortrait on the Hugging Face Hub",
+            stand_in="dualforce_core.features.liveportrait:build_stand_in",
         ),
         WeightComponent(
             "flame_regressor",
@@ -75,6 +78,7 @@ COMPONENTS: dict[str, WeightComponent] = {
             (),
             "FLAME expression/jaw regressor as ONNX (or TorchScript .pt named in weights.paths)",
             "an EMOCA / SMIRK / DECA encoder exported to ONNX by your team",
+            stand_in="dualforce_core.features.flame:build_stand_in",
         ),
         WeightComponent(
             "inception",
@@ -83,6 +87,7 @@ COMPONENTS: dict[str, WeightComponent] = {
             (),
             "InceptionV3 TorchScript of the StyleGAN / clean-fid FID protocol (torch.jit.load)",
             "inception-2015-12-05.pt from NVlabs' stylegan2-ada-pytorch metrics downloads",
+            stand_in="dualforce_core.metrics.inception:write_stand_in",
         ),
         WeightComponent(
             "i3d",
@@ -91,6 +96,7 @@ COMPONENTS: dict[str, WeightComponent] = {
             (),
             "I3D Kinetics-400 TorchScript of the StyleGAN-V FVD protocol (torch.jit.load)",
             "i3d_torchscript.pt from the StyleGAN-V / stylegan-v metrics downloads",
+            stand_in="dualforce_core.metrics.i3d:write_stand_in",
         ),
         WeightComponent(
             "syncnet",
@@ -99,6 +105,7 @@ COMPONENTS: dict[str, WeightComponent] = {
             (),
             "SyncNet v2 state dict (torch.load with weights_only=True)",
             "syncnet_v2.model from joonson/syncnet_python (download_model.sh)",
+            stand_in="dualforce_core.metrics.syncnet:write_stand_in",
         ),
         WeightComponent(
             "arcface",
@@ -107,6 +114,7 @@ COMPONENTS: dict[str, WeightComponent] = {
             (),
             "ArcFace identity network as ONNX (112x112 aligned faces -> 512-d embedding)",
             "w600k_r50.onnx from insightface's buffalo_l model pack",
+            stand_in="dualforce_core.metrics.identity:write_stand_in",
         ),
     )
 }

@@ -1,0 +1,186 @@
+"""LivePortrait motion → the `struct_features` table, and the dataset statistics that normalise it.
+
+Per frame: the 70-vector `[exp (21×3 row-major), pitch, yaw, roll, tx, ty, tz, scale]` (degrees for the
+angles), float32 [T, 70]. Per clip: the canonical keypoints [21, 3] of the clip's FIRST frame — the frame
+the model uses as its reference portrait, and LivePortrait likewise takes canonical keypoints from its
+source image. Frames are prepared as LivePortrait's `prepare_source`: cv2 resize to 256×256 (bilinear),
+RGB / 255, clipped to [0, 1].
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow as pa
+import torch
+
+from dualforce_core import paths
+from dualforce_core.config import DualForceConfig
+from dualforce_core.data.lance_store import read_rows, table_version
+from dualforce_core.data.media import decode_video
+from dualforce_core.data.tensor_codec import decode_tensor, encode_tensor
+from dualforce_core.errors import UserError
+from dualforce_core.features.liveportrait import (
+    INPUT_SIZE,
+    MOTION_DIM,
+    MOTION_LAYOUT,
+    NUM_KP,
+    MotionExtractor,
+    load_motion_extractor,
+    motion_vector,
+)
+from dualforce_core.features.stage import ExtractReport, run_extractor, sql_str
+from dualforce_core.weights import WeightsRegistry
+
+TABLE = "struct_features"
+FRAME_BATCH = 16  # frames per forward pass: bounds memory whatever the clip length
+STD_FLOOR = 1e-6  # a constant dimension must not make normalisation divide by zero
+
+
+def prepare_frames(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [T, H, W, 3] RGB → float [T, 3, 256, 256] in [0, 1]."""
+    if frames.shape[1:3] != (INPUT_SIZE, INPUT_SIZE):
+        frames = np.stack([cv2.resize(f, (INPUT_SIZE, INPUT_SIZE)) for f in frames])
+    x = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255.0).clamp_(0.0, 1.0)
+    return x.permute(0, 3, 1, 2)
+
+
+@torch.no_grad()
+def motion_params(model: MotionExtractor, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 frames [T, H, W, 3] → (motion [T, 70], canonical keypoints of frame 0 [21, 3]), float32."""
+    device = next(model.parameters()).device
+    motion, first_kp = [], None
+    for start in range(0, len(frames), FRAME_BATCH):
+        raw = model(prepare_frames(frames[start : start + FRAME_BATCH]).to(device))
+        motion.append(motion_vector(raw).cpu())
+        if first_kp is None:
+            first_kp = raw["kp"][0].float().reshape(NUM_KP, 3).cpu()
+    assert first_kp is not None, "a clip has at least one frame"
+    return torch.cat(motion), first_kp
+
+
+class StructFeatureStage:
+    table = TABLE
+    clip_columns: tuple[str, ...] = ("video", "num_frames")
+
+    def __init__(self, registry: WeightsRegistry, device: str = "cpu"):
+        self.weights = registry.path("liveportrait_motion")
+        self.extractor_id = (
+            f"liveportrait_motion:{registry.fingerprint('liveportrait_motion')[:16]}:{INPUT_SIZE}"
+        )
+        self.device = device
+        self.model: MotionExtractor | None = None
+
+    def load(self) -> None:
+        self.model = load_motion_extractor(self.weights).to(self.device)
+
+    def process(self, clips: pa.Table) -> pa.Table:
+        assert self.model is not None, "load() first"
+        rows: dict[str, list] = {k: [] for k in ("clip_id", "dataset", "motion", "shape", "canonical_kp")}
+        for clip in clips.to_pylist():
+            frames = decode_video(clip["video"])
+            if len(frames) != clip["num_frames"]:
+                raise UserError(
+                    f"clip {clip['clip_id']}: video holds {len(frames)} frames, the table says {clip['num_frames']}"
+                )
+            motion, kp = motion_params(self.model, frames)
+            blob, shape, _ = encode_tensor(motion, "float32")
+            rows["clip_id"].append(clip["clip_id"])
+            rows["dataset"].append(clip["dataset"])
+            rows["motion"].append(blob)
+            rows["shape"].append(shape)
+            rows["canonical_kp"].append(encode_tensor(kp, "float32")[0])
+        n = len(rows["clip_id"])
+        return pa.table(
+            {
+                "clip_id": pa.array(rows["clip_id"], pa.string()),
+                "dataset": pa.array(rows["dataset"], pa.string()),
+                "extractor_id": pa.array([self.extractor_id] * n, pa.string()),
+                "motion": pa.array(rows["motion"], pa.large_binary()),
+                "shape": pa.array(rows["shape"], pa.list_(pa.int32())),
+                "canonical_kp": pa.array(rows["canonical_kp"], pa.large_binary()),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class StructStats:
+    """Per-dimension mean/std of the 70-vector over every frame of a dataset."""
+
+    dataset: str
+    mean: np.ndarray  # [70]
+    std: np.ndarray  # [70], at least STD_FLOOR
+    num_clips: int
+    num_frames: int
+    table_version: int | None
+
+
+def stats_path(dataset: str) -> Path:
+    return paths.home() / "stats" / f"{dataset}.json"
+
+
+def compute_struct_stats(dataset: str) -> StructStats:
+    """Statistics over the dataset's `struct_features` rows, written to `$DUALFORCE_HOME/stats/<dataset>.json`."""
+    rows = read_rows(TABLE, ["motion", "shape"], where=f"dataset = {sql_str(dataset)}")
+    if rows.num_rows == 0:
+        raise UserError(
+            f"no struct_features rows for dataset {dataset!r}: run `dualforce extract struct` first"
+        )
+    motion = torch.cat(
+        [
+            decode_tensor(b, s, "float32")
+            for b, s in zip(rows["motion"].to_pylist(), rows["shape"].to_pylist())
+        ]
+    ).double()
+    stats = StructStats(
+        dataset=dataset,
+        mean=motion.mean(0).numpy(),
+        std=motion.std(0, correction=0).clamp_min(STD_FLOOR).numpy(),
+        num_clips=rows.num_rows,
+        num_frames=motion.shape[0],
+        table_version=table_version(TABLE),
+    )
+    path = stats_path(dataset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "dataset": dataset,
+        "layout": list(MOTION_LAYOUT),
+        "mean": stats.mean.tolist(),
+        "std": stats.std.tolist(),
+        "num_clips": stats.num_clips,
+        "num_frames": stats.num_frames,
+        "struct_features_version": stats.table_version,
+    }
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return stats
+
+
+def load_struct_stats(dataset: str) -> StructStats:
+    """The statistics `extract struct` wrote for `dataset`."""
+    path = stats_path(dataset)
+    if not path.is_file():
+        raise UserError(
+            f"no structure statistics for dataset {dataset!r} at {path}: run `dualforce extract struct`"
+        )
+    record = json.loads(path.read_text())
+    mean, std = np.asarray(record["mean"], np.float64), np.asarray(record["std"], np.float64)
+    if mean.shape != (MOTION_DIM,) or std.shape != (MOTION_DIM,):
+        raise UserError(f"{path} holds {mean.shape[0]} means / {std.shape[0]} stds, expected {MOTION_DIM}")
+    return StructStats(
+        dataset, mean, std, record["num_clips"], record["num_frames"], record["struct_features_version"]
+    )
+
+
+def extract_struct_features(
+    dataset: str, config: DualForceConfig, device: str = "cpu", progress: bool = True
+) -> ExtractReport:
+    """Motion for every clip not yet extracted with these weights; then refresh the dataset statistics."""
+    stage = StructFeatureStage(WeightsRegistry.from_config(config.weights), device)
+    report = run_extractor(stage, dataset, config.data.feature_batch_size, progress)
+    if report.written or not stats_path(dataset).is_file():
+        compute_struct_stats(dataset)
+    return report

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from feature_fixtures import MakeClips
+
+from dualforce_core.config import DualForceConfig
+from dualforce_core.data.lance_store import read_rows
+from dualforce_core.data.tensor_codec import decode_tensor
+from dualforce_core.errors import UserError
+from dualforce_core.features.struct import (
+    extract_struct_features,
+    load_struct_stats,
+    prepare_frames,
+    stats_path,
+)
+
+
+def test_frames_are_prepared_like_liveportrait() -> None:
+    frames = np.full((2, 32, 48, 3), 255, np.uint8)
+    frames[1] = 0
+    x = prepare_frames(frames)
+    assert x.shape == (2, 3, 256, 256) and x.dtype == torch.float32
+    assert torch.equal(x[0], torch.ones(3, 256, 256)) and torch.equal(x[1], torch.zeros(3, 256, 256))
+
+
+def test_rows_hold_motion_per_frame_and_first_frame_keypoints_and_stats(
+    config: DualForceConfig, make_clips: MakeClips
+) -> None:
+    with pytest.raises(UserError, match="dualforce extract struct"):
+        load_struct_stats("faces")
+    make_clips("faces", 2, num_frames=2)
+    report = extract_struct_features("faces", config, progress=False)
+    assert report.written == 2 and report.extractor_id.startswith("liveportrait_motion:")
+    rows = read_rows("struct_features").to_pylist()
+    motion = []
+    for row in rows:
+        assert row["shape"] == [2, 70]
+        m = decode_tensor(row["motion"], row["shape"], "float32")
+        kp = decode_tensor(row["canonical_kp"], [21, 3], "float32")
+        assert torch.isfinite(m).all() and torch.isfinite(kp).all()
+        assert ((m[:, 63:66] >= -97.5) & (m[:, 63:66] <= 97.5)).all()  # degrees from 66 bins
+        motion.append(m)
+    stats = load_struct_stats("faces")
+    assert stats_path("faces").is_file() and (stats.num_clips, stats.num_frames) == (2, 4)
+    stacked = torch.cat(motion).double()
+    assert np.allclose(stats.mean, stacked.mean(0).numpy(), atol=1e-6)
+    assert np.allclose(stats.std, stacked.std(0, correction=0).clamp_min(1e-6).numpy(), atol=1e-6)
