@@ -57,7 +57,6 @@ class ModelConfig(ConfigModel):
 
     # FLAME alignment head: expression + jaw.
     flame_dim: int = 53
-    flame_hidden: int = 256
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:

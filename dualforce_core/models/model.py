@@ -1,0 +1,387 @@
+"""DualForce: video tower (Wan-VAE latents) + structure tower (LivePortrait keypoints) + bridge + audio.
+
+Timing: latent frame 0 ↔ video frame 0 and is the clean reference portrait (σ = 0 in both
+modalities); latent frame f ≥ 1 ↔ video frames 4f-3..4f. Audio is HuBERT at 50 Hz, 2 tokens per video
+frame. A latent frame attends the audio of its own video frames, plus `audio_past` latent frames
+before and `audio_lookahead` after (the streaming latency), plus a learned null token.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import yaml
+from pydantic import ValidationError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from dualforce_core.errors import UserError
+from dualforce_core.models.attention import AttentionCache, BlockCausal, DenseMask, FrameSpan, require_flash
+from dualforce_core.models.block import Attention, BlockInputs, DiTBlock, FP32LayerNorm, zero_gate_rows_
+from dualforce_core.models.bridge import BridgeInputs, BridgeLayer, bridge_layer_indices, struct_layer_for
+from dualforce_core.models.config import ModelConfig
+from dualforce_core.models.embeddings import (
+    AudioLayerMix,
+    AudioProjection,
+    TextProjection,
+    TimestepEmbedder,
+    linear_fp32,
+)
+from dualforce_core.models.rope import temporal_rope, video_rope
+from dualforce_core.models.struct_tokens import StructTokenProjector, video_frames_for
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def _validated(data: dict[str, Any], source: str) -> ModelConfig:
+    try:
+        return ModelConfig.model_validate(data)
+    except ValidationError as err:
+        raise UserError(f"invalid model config from {source}: {err}") from None
+
+
+@dataclass
+class DualForceOutput:
+    """Flow-matching velocities (target ε - x0), shaped like the inputs."""
+
+    video: Tensor  # [B, C, F, H, W]
+    struct: Tensor  # [B, F, K, D]
+
+
+class Tower(nn.Module):
+    """One tower's blocks, its DualAdaLN-Zero conditioning and its output head.
+
+    Block modulation is `table + proj_v(emb_v(σ_v[f])) + proj_s(emb_s(σ_s[f]))`: each tower knows
+    both noise levels of a frame. The projections are shared by the tower's blocks, as Wan shares
+    its time projection; each block's `table` makes it its own. The head is modulated by the
+    tower's own modality's embedding only.
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        dim: int,
+        heads: int,
+        layers: int,
+        ffn_dim: int,
+        out_features: int,
+        own_is_video: bool,
+        text_dim: int | None,
+    ) -> None:
+        super().__init__()
+        c = config
+        self.dim = dim
+        self.own_is_video = own_is_video
+        self.time_v = TimestepEmbedder(c.freq_dim, dim)
+        self.time_s = TimestepEmbedder(c.freq_dim, dim)
+        self.proj_v = nn.Linear(dim, 6 * dim)
+        self.proj_s = nn.Linear(dim, 6 * dim)
+        zero_gate_rows_(self.proj_v, dim)
+        zero_gate_rows_(self.proj_s, dim)
+        self.text_in = TextProjection(text_dim, dim) if text_dim else None
+        self.audio_in = AudioProjection(c.audio_dim, dim)
+        self.blocks = nn.ModuleList(
+            DiTBlock(dim, heads, ffn_dim, c.eps, c.qk_norm, text=text_dim is not None) for _ in range(layers)
+        )
+        self.norm_out = FP32LayerNorm(dim, c.eps, elementwise_affine=False)
+        self.head_table = nn.Parameter(torch.randn(2, dim) / dim**0.5)
+        self.proj_out = nn.Linear(dim, out_features)
+
+    def conditioning(self, sigma_video: Tensor, sigma_struct: Tensor) -> tuple[Tensor, Tensor]:
+        """(block modulation [B, F, 6, dim] fp32, head embedding [B, F, dim]) from per-frame σ."""
+        emb_v, emb_s = self.time_v(sigma_video), self.time_s(sigma_struct)
+        mod = linear_fp32(self.proj_v, F.silu(emb_v)) + linear_fp32(self.proj_s, F.silu(emb_s))
+        return mod.unflatten(-1, (6, self.dim)), emb_v if self.own_is_video else emb_s
+
+    def head(self, x: Tensor, emb: Tensor) -> Tensor:
+        shift, scale = (self.head_table.float() + emb.float()[:, :, None]).unsqueeze(3).unbind(2)
+        h = self.norm_out(x).unflatten(1, (emb.shape[1], -1)) * (1 + scale) + shift
+        return self.proj_out(h.flatten(1, 2).type_as(x))
+
+
+class DualForceModel(nn.Module):
+    """Both towers, the bridge and the audio path; `forward` returns the two velocities.
+
+    `projector` holds the structure-token layout (`pack`/`unpack`, `lip_channels`). The FLAME head
+    of the FLAME alignment loss lives with the loss (`dualforce_core.losses`), not here.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        c = self.config = config
+        if c.attention_backend == "flash":
+            require_flash()
+        self.projector = StructTokenProjector.from_config(c)
+        token_dim = self.projector.token_dim
+        self.patch_embedding = nn.Conv3d(c.video_in_channels, c.video_dim, c.patch_size, stride=c.patch_size)
+        self.struct_embedding = nn.Linear(token_dim, c.struct_dim)
+        # Keypoint identity: without it the K tokens of a frame would be interchangeable.
+        self.struct_slots = nn.Parameter(torch.randn(c.struct_tokens_per_frame, c.struct_dim) * 0.02)
+        self.audio_mix = AudioLayerMix(c.audio_layers)
+        patch_out = c.video_in_channels * c.patch_size[0] * c.patch_size[1] * c.patch_size[2]
+        self.video = Tower(
+            c,
+            c.video_dim,
+            c.video_heads,
+            c.video_layers,
+            c.video_ffn_dim,
+            patch_out,
+            own_is_video=True,
+            text_dim=c.text_dim,
+        )
+        self.struct = Tower(
+            c,
+            c.struct_dim,
+            c.struct_heads,
+            c.struct_layers,
+            c.struct_ffn_dim,
+            token_dim,
+            own_is_video=False,
+            text_dim=None,
+        )
+        self.bridge = nn.ModuleDict({str(i): BridgeLayer(c) for i in bridge_layer_indices(c)})
+        # Layers whose keys a streaming cache keeps: self-attention and the bridge, named by module path.
+        for name, module in self.named_modules():
+            if isinstance(module, Attention) and (name.endswith("self_attn") or name.startswith("bridge.")):
+                module.cache_key = name
+
+    # ----------------------------------------------------------------------------------------- forward
+
+    def forward(
+        self,
+        video: Tensor,
+        struct: Tensor,
+        sigma_video: Tensor,
+        sigma_struct: Tensor,
+        audio: Tensor | None = None,
+        audio_drop: Tensor | None = None,
+        text: Tensor | None = None,
+        frame_offset: int = 0,
+        audio_offset: int = 0,
+        cache: AttentionCache | None = None,
+    ) -> DualForceOutput:
+        """Velocities for `video` [B, C, F, H, W] and `struct` [B, F, K, D] at per-frame σ [B, F].
+
+        `audio` [B, T_a, L, D_a] is time-major HuBERT whose first token is global token `audio_offset`
+        (token 0 = video frame 0; None = no audio); `audio_drop` [B] bool drops a sample's audio
+        (classifier-free guidance). For streaming, the frames start at absolute latent frame
+        `frame_offset` and attend `cache` (earlier chunks' K/V, always visible) plus themselves under
+        the block-causal rule; pass only the audio slice those frames can hear, with its offset.
+        """
+        c = self.config
+        self._check_inputs(video, struct, sigma_video, sigma_struct, audio, audio_drop, text)
+        if frame_offset < 0 or audio_offset < 0:
+            raise UserError(f"frame_offset and audio_offset must be >= 0, got {frame_offset}, {audio_offset}")
+        batch, _, frames, height, width = video.shape
+        h, w = height // c.patch_size[1], width // c.patch_size[2]
+        tokens_s = c.struct_tokens_per_frame
+        dtype, device = self.patch_embedding.weight.dtype, video.device
+        frame_idx = torch.arange(frame_offset, frame_offset + frames, device=device)
+
+        x_v = self.patch_embedding(video.to(dtype)).flatten(2).transpose(1, 2)
+        x_s = (self.struct_embedding(struct.to(dtype)) + self.struct_slots).flatten(1, 2)
+        mod_v, emb_v = self.video.conditioning(sigma_video, sigma_struct)
+        mod_s, emb_s = self.struct.conditioning(sigma_video, sigma_struct)
+
+        mixed = None if audio is None else self.audio_mix(audio.to(dtype))
+        audio_tokens = 0 if audio is None else audio.shape[1]
+        window = self.audio_window(frame_idx, audio_offset + audio_tokens, batch, audio_drop)[
+            ..., audio_offset:
+        ]
+        span_v, span_s = FrameSpan(frame_offset, frames, h * w), FrameSpan(frame_offset, frames, tokens_s)
+
+        def causal(q: FrameSpan, k: FrameSpan) -> BlockCausal | None:
+            return BlockCausal(c.chunk_frames, q, k) if c.causal else None
+
+        hd_v, hd_s = c.video_dim // c.video_heads, c.struct_dim // c.struct_heads
+        text_ctx = self.video.text_in(text.to(dtype)) if self.video.text_in and text is not None else None
+        v_in = BlockInputs(
+            frames=frames,
+            rope=video_rope(frame_idx, h, w, hd_v, c.rope_theta),
+            mask=causal(span_v, span_v),
+            backend=c.attention_backend,
+            audio=self.video.audio_in(mixed, batch),
+            audio_mask=DenseMask(window.repeat_interleave(h * w, dim=1)),
+            text=text_ctx,
+            cache=cache,
+        )
+        s_in = BlockInputs(
+            frames=frames,
+            rope=temporal_rope(frame_idx, tokens_s, hd_s, c.rope_theta),
+            mask=causal(span_s, span_s),
+            backend=c.attention_backend,
+            audio=self.struct.audio_in(mixed, batch),
+            audio_mask=DenseMask(window.repeat_interleave(tokens_s, dim=1)),
+            cache=cache,
+        )
+        b_in = BridgeInputs(
+            video_rope_v=temporal_rope(frame_idx, h * w, hd_v, c.rope_theta),
+            struct_rope_v=temporal_rope(frame_idx, tokens_s, hd_v, c.rope_theta),
+            video_rope_s=temporal_rope(frame_idx, h * w, hd_s, c.rope_theta),
+            struct_rope_s=temporal_rope(frame_idx, tokens_s, hd_s, c.rope_theta),
+            v_from_s_mask=causal(span_v, span_s),
+            s_from_v_mask=causal(span_s, span_v),
+            backend=c.attention_backend,
+            cache=cache,
+        )
+
+        depth_s = 0
+        for i, block in enumerate(self.video.blocks):
+            if str(i) in self.bridge:
+                for j in range(depth_s, struct_layer_for(i, c)):
+                    x_s = self.struct.blocks[j](x_s, mod_s, s_in)
+                depth_s = max(depth_s, struct_layer_for(i, c))
+                x_v, x_s = self.bridge[str(i)](x_v, x_s, b_in)
+            x_v = block(x_v, mod_v, v_in)
+        for j in range(depth_s, c.struct_layers):
+            x_s = self.struct.blocks[j](x_s, mod_s, s_in)
+
+        out_v = self.video.head(x_v, emb_v)
+        out_s = self.struct.head(x_s, emb_s).unflatten(1, (frames, tokens_s))
+        return DualForceOutput(video=self.unpatchify(out_v, frames, h, w), struct=out_s)
+
+    def unpatchify(self, x: Tensor, frames: int, h: int, w: int) -> Tensor:
+        """[B, F·h·w, pt·ph·pw·C] → [B, C, F·pt, h·ph, w·pw] (Wan's channel order: C innermost)."""
+        pt, ph, pw = self.config.patch_size
+        x = x.reshape(x.shape[0], frames, h, w, pt, ph, pw, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
+        return x.reshape(x.shape[0], x.shape[1], frames * pt, h * ph, w * pw)
+
+    def audio_window(self, frames: Tensor, audio_tokens: int, batch: int, drop: Tensor | None) -> Tensor:
+        """[B, F, T_a + 1] bool: which audio tokens (then the null token) each latent frame may attend."""
+        c = self.config
+        per_video, per_latent = c.audio_tokens_per_video_frame, c.video_frames_per_latent
+
+        def first_video_frame(f: Tensor) -> Tensor:
+            return (per_latent * f - (per_latent - 1)).clamp(min=0)
+
+        lo = per_video * first_video_frame((frames - c.audio_past).clamp(min=0))
+        hi = per_video * (per_latent * (frames + c.audio_lookahead) + 1)
+        token = torch.arange(audio_tokens, device=frames.device)
+        window = ((token >= lo[:, None]) & (token < hi[:, None]))[None].expand(batch, -1, -1)
+        if drop is not None:
+            window = window & ~drop.to(device=frames.device, dtype=torch.bool)[:, None, None]
+        null = torch.ones(batch, frames.numel(), 1, dtype=torch.bool, device=frames.device)
+        return torch.cat([window, null], dim=-1)
+
+    def _check_inputs(
+        self,
+        video: Tensor,
+        struct: Tensor,
+        sigma_video: Tensor,
+        sigma_struct: Tensor,
+        audio: Tensor | None,
+        audio_drop: Tensor | None,
+        text: Tensor | None,
+    ) -> None:
+        c = self.config
+        k, d = c.struct_tokens_per_frame, self.projector.token_dim
+        if video.ndim != 5 or video.shape[1] != c.video_in_channels:
+            raise UserError(f"video must be [B, {c.video_in_channels}, F, H, W], got {list(video.shape)}")
+        batch, _, frames, height, width = video.shape
+        if height % c.patch_size[1] or width % c.patch_size[2]:
+            raise UserError(
+                f"video latent size {height}x{width} must be divisible by the patch {c.patch_size[1:]}"
+            )
+        if tuple(struct.shape) != (batch, frames, k, d):
+            raise UserError(
+                f"struct must be [B, F, K, D] = {[batch, frames, k, d]}, got {list(struct.shape)}"
+            )
+        for name, sigma in (("sigma_video", sigma_video), ("sigma_struct", sigma_struct)):
+            if tuple(sigma.shape) != (batch, frames):
+                raise UserError(f"{name} must be [B, F] = {[batch, frames]}, got {list(sigma.shape)}")
+        if audio is not None and (
+            audio.ndim != 4 or audio.shape[0] != batch or audio.shape[2:] != (c.audio_layers, c.audio_dim)
+        ):
+            raise UserError(
+                f"audio must be time-major HuBERT states [B, T_a, {c.audio_layers}, {c.audio_dim}], "
+                f"got {list(audio.shape)}"
+            )
+        if audio_drop is not None and tuple(audio_drop.shape) != (batch,):
+            raise UserError(f"audio_drop must be [B] = [{batch}], got {list(audio_drop.shape)}")
+        if text is not None and (c.text_dim is None or text.ndim != 3 or text.shape[-1] != c.text_dim):
+            raise UserError(
+                f"text must be [B, L, text_dim={c.text_dim}] and text_dim configured, got {list(text.shape)}"
+            )
+
+    # ------------------------------------------------------------------------------- construction and io
+
+    @classmethod
+    def from_preset(
+        cls,
+        name: str,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        **overrides: Any,
+    ) -> DualForceModel:
+        """`configs/model/<name>.yaml` (plus field overrides); `device="meta"` to count parameters."""
+        from dualforce_core.config.loader import model_preset_path  # the config package imports this one
+
+        data = {**yaml.safe_load(model_preset_path(name).read_text()), **overrides}
+        return cls.from_config(_validated(data, f"preset {name!r}"), device=device, dtype=dtype)
+
+    @classmethod
+    def from_config(
+        cls, config: ModelConfig, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> DualForceModel:
+        with torch.device(device or "cpu"):
+            model = cls(config)
+        return model.to(dtype=dtype) if dtype is not None else model
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """`config.json` + `model.safetensors`; `from_pretrained` reads them back exactly."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CONFIG_FILE).write_text(json.dumps(self.config.model_dump(mode="json"), indent=2))
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, out / WEIGHTS_FILE
+        )
+        return out
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | Path, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> DualForceModel:
+        src = Path(directory)
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            if not (src / name).is_file():
+                raise UserError(f"{src} is not a saved DualForce model: {name} is missing")
+        config = _validated(json.loads((src / CONFIG_FILE).read_text()), str(src / CONFIG_FILE))
+        model = cls.from_config(config, device=device)
+        model.load_state_dict(load_file(src / WEIGHTS_FILE, device=str(device or "cpu")))
+        return model.to(dtype=dtype) if dtype is not None else model
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def dummy_inputs(
+        self, batch_size: int = 2, latent_frames: int = 6, seed: int = 0, height: int = 8, width: int = 8
+    ) -> dict[str, Tensor]:
+        """Random forward kwargs; `height`/`width` are the latent grid (pixels / 8). Frame 0 has σ = 0."""
+        if latent_frames < 1:
+            raise UserError(f"latent_frames must be >= 1, got {latent_frames}")
+        c = self.config
+        g = torch.Generator().manual_seed(seed)
+        param = next(self.parameters())
+        dtype = param.dtype if param.dtype.is_floating_point else torch.float32
+        audio_tokens = c.audio_tokens_per_video_frame * video_frames_for(
+            latent_frames, c.video_frames_per_latent
+        )
+
+        def randn(*shape: int) -> Tensor:
+            return torch.randn(*shape, generator=g).to(device=param.device, dtype=dtype)
+
+        sigma = torch.rand(2, batch_size, latent_frames, generator=g).to(param.device)
+        sigma[:, :, 0] = 0.0
+        return {
+            "video": randn(batch_size, c.video_in_channels, latent_frames, height, width),
+            "struct": randn(batch_size, latent_frames, c.struct_tokens_per_frame, self.projector.token_dim),
+            "audio": randn(batch_size, audio_tokens, c.audio_layers, c.audio_dim),
+            "sigma_video": sigma[0],
+            "sigma_struct": sigma[1],
+        }
