@@ -43,7 +43,7 @@ def start_group(command: Sequence[str], env: dict[str, str] | None = None) -> su
     return subprocess.Popen(list(command), cwd=REPO_ROOT, env=env, start_new_session=True)
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -54,14 +54,14 @@ def _group_alive(pgid: int) -> bool:
 def stop_group(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
     """SIGTERM the whole group and wait until every member is gone; SIGKILL what is left after `timeout`."""
     pgid = process.pid
-    if _group_alive(pgid):
+    if group_alive(pgid):
         os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None and not _group_alive(pgid):
+        if process.poll() is not None and not group_alive(pgid):
             return
         time.sleep(0.2)
-    if _group_alive(pgid):
+    if group_alive(pgid):
         os.killpg(pgid, signal.SIGKILL)
     process.wait()
 

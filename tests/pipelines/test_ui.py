@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -12,6 +11,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from pipelines.ui import group_alive
 
 
 def _free_port() -> int:
@@ -28,14 +29,6 @@ def _wait_http(url: str, deadline: float) -> str:
         except OSError:
             time.sleep(0.5)
     raise AssertionError(f"{url} did not answer in time")
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _children_groups(pid: int) -> set[int]:
@@ -72,5 +65,5 @@ def test_ui_serves_both_apps_and_stops_every_child(dualforce_home: Path) -> None
         launcher.send_signal(signal.SIGINT)
         launcher.wait(timeout=60)
     time.sleep(1.0)
-    assert not any(_group_alive(g) for g in groups), "a server process group survived Ctrl-C"
+    assert not any(group_alive(g) for g in groups), "a server process group survived Ctrl-C"
     assert (dualforce_home / "dagster" / "dagster.yaml").is_file()
