@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from dualforce_core.config_model import ConfigModel
@@ -14,3 +16,16 @@ class InferenceConfig(ConfigModel):
     audio_guidance: float = 1.0
     max_audio_s: float = 600.0
     pipelined: bool = False
+    pipeline_lag: int = Field(1, ge=1, description="pipelined mode: ticks between chunk starts (<= steps)")
+    size: int | None = Field(
+        None, ge=16, multiple_of=16, description="square output resolution; None = data.size (training size)"
+    )
+    device: str = "cpu"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    struct_stats: str | None = Field(
+        None, description="dataset whose structure statistics normalise the reference motion (None: identity)"
+    )
+    hubert_window_s: float = Field(
+        10.0, gt=0, description="HuBERT runs on windows this long (bounded memory)"
+    )
+    hubert_context_s: float = Field(1.0, ge=0, description="extra audio on each side of a HuBERT window")
