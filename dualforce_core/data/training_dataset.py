@@ -1,0 +1,283 @@
+"""The training set: one dataset's clips joined across the feature tables, as the model's forward tensors.
+
+Joining happens once, at construction, over the small key and shape columns only: a clip is used when it
+is in every required table (`video_latents`, `struct_features`, `audio_features`); `flame_params` is
+optional. Each table is pinned to the version it had then (or the versions a checkpoint recorded), and an
+item is fetched by row position (`take`), never by a filter scan. Lance handles are opened lazily in the
+process that reads (DataLoader workers are spawned: Lance is not fork-safe). Batches come from
+`ShapeBucketBatchSampler`: equal shapes only, sharded by rank, padded so every rank gets the same number
+of full batches and collectives never wait on a rank that ran out.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lance
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from dualforce_core import paths
+from dualforce_core.data.tensor_codec import decode_tensor
+from dualforce_core.errors import UserError
+from dualforce_core.features.struct import load_struct_stats
+from dualforce_core.models.config import ModelConfig
+from dualforce_core.models.struct_tokens import StructTokenProjector
+
+REQUIRED_TABLES = ("video_latents", "struct_features", "audio_features")
+OPTIONAL_TABLES = ("flame_params",)
+# The command that fills each table, for error messages.
+FILLED_BY = {
+    "video_latents": "dualforce extract latents",
+    "struct_features": "dualforce extract struct",
+    "audio_features": "dualforce extract audio",
+    "flame_params": "dualforce extract flame",
+}
+VIDEO_FRAMES_PER_LATENT = 4
+
+
+@dataclass(frozen=True)
+class ClipIndex:
+    """Where one clip's row sits in each pinned table, and the shapes that decide its bucket."""
+
+    clip_id: str
+    positions: Mapping[str, int]
+    latent_shape: tuple[int, ...]
+    audio_shape: tuple[int, ...]
+
+    @property
+    def bucket(self) -> tuple[int, ...]:
+        return (*self.latent_shape, *self.audio_shape)
+
+
+def latent_frame_groups(num_frames: int) -> list[list[int]]:
+    """Video frames behind each latent frame of the causal VAE: [0], [1..4], [5..8], ..."""
+    if num_frames < 1 or (num_frames - 1) % VIDEO_FRAMES_PER_LATENT:
+        raise UserError(f"a clip of {num_frames} frames does not map to latent frames (needs 1 mod 4)")
+    groups = [[0]]
+    for start in range(1, num_frames, VIDEO_FRAMES_PER_LATENT):
+        groups.append(list(range(start, start + VIDEO_FRAMES_PER_LATENT)))
+    return groups
+
+
+def _open_pinned(name: str, version: int | None) -> lance.LanceDataset | None:
+    uri = paths.table_uri(name)
+    if not Path(uri).exists():
+        return None
+    try:
+        return lance.dataset(uri, version=version) if version is not None else lance.dataset(uri)
+    except ValueError:
+        raise UserError(
+            f"table {name!r} has no version {version} any more (cleaned up?): a resumed run reads the "
+            "versions its checkpoint recorded; start a fresh run dir instead"
+        ) from None
+
+
+class TrainingDataset(Dataset[dict[str, Any]]):
+    """Items: `video` [C, F, h, w] f32 (frame 0 = reference latent), `struct` [F, K, D] normalised and
+    packed, `audio` [T_a, L, D_a] f32, `flame` [F, 53] f32 (only for clips that have it), `clip_id`."""
+
+    def __init__(
+        self, dataset: str, model_config: ModelConfig, versions: Mapping[str, int] | None = None
+    ) -> None:
+        self.dataset = dataset
+        self.projector = StructTokenProjector.from_config(model_config)
+        self.versions: dict[str, int] = {}
+        positions: dict[str, dict[str, int]] = {}
+        shapes: dict[str, dict[str, tuple[int, ...]]] = {}
+        for name in (*REQUIRED_TABLES, *OPTIONAL_TABLES):
+            table = _open_pinned(name, (versions or {}).get(name))
+            if table is None:
+                if name in OPTIONAL_TABLES:
+                    continue
+                raise UserError(
+                    f"table {name!r} does not exist under {paths.lance_dir()}: run `{FILLED_BY[name]} "
+                    f"--dataset {dataset}` first"
+                )
+            self.versions[name] = int(table.version)
+            # Small columns of every row; the index in a full scan is the row position `take` wants.
+            rows = table.to_table(columns=["clip_id", "dataset", "shape"]).to_pydict()
+            mine = [pos for pos, name_ in enumerate(rows["dataset"]) if name_ == dataset]
+            if not mine and name in REQUIRED_TABLES:
+                raise UserError(
+                    f"table {name!r} (version {table.version}) has no rows of dataset {dataset!r}: run "
+                    f"`{FILLED_BY[name]} --dataset {dataset}` first"
+                )
+            positions[name] = {rows["clip_id"][pos]: pos for pos in mine}
+            shapes[name] = {rows["clip_id"][pos]: tuple(rows["shape"][pos]) for pos in mine}
+        common = set.intersection(*(set(positions[name]) for name in REQUIRED_TABLES))
+        self.items = [
+            ClipIndex(
+                clip_id=clip_id,
+                positions={name: pos[clip_id] for name, pos in positions.items() if clip_id in pos},
+                latent_shape=shapes["video_latents"][clip_id],
+                audio_shape=shapes["audio_features"][clip_id],
+            )
+            for clip_id in sorted(common)
+        ]
+        if not self.items:
+            raise UserError(
+                f"no clip of dataset {dataset!r} is in all of {', '.join(REQUIRED_TABLES)}: run the missing "
+                f"extractors (`dualforce extract latents|struct|audio --dataset {dataset}`)"
+            )
+        self.has_flame = any("flame_params" in item.positions for item in self.items)
+        stats = load_struct_stats(dataset)
+        self.struct_mean = torch.as_tensor(stats.mean, dtype=torch.float32)
+        self.struct_std = torch.as_tensor(stats.std, dtype=torch.float32)
+        self._tables: dict[str, lance.LanceDataset] = {}
+        self._pid = -1
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _table(self, name: str) -> lance.LanceDataset:
+        if self._pid != os.getpid():  # first use in this process (a spawned worker re-opens its own)
+            self._tables = {}
+            self._pid = os.getpid()
+        if name not in self._tables:
+            table = _open_pinned(name, self.versions[name])
+            assert table is not None
+            self._tables[name] = table
+        return self._tables[name]
+
+    def _row(self, name: str, position: int, columns: list[str]) -> dict[str, Any]:
+        return self._table(name).take([position], columns=columns).to_pylist()[0]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_tables"], state["_pid"] = {}, -1
+        return state
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.items[index]
+        pos = item.positions
+        latents = self._row(
+            "video_latents", pos["video_latents"], ["latents", "shape", "dtype", "ref_latent", "ref_shape"]
+        )
+        video = decode_tensor(latents["latents"], latents["shape"], latents["dtype"]).float()
+        ref = decode_tensor(latents["ref_latent"], latents["ref_shape"], latents["dtype"]).float()
+        video[:, :1] = ref
+        motion_row = self._row("struct_features", pos["struct_features"], ["motion", "shape"])
+        motion = decode_tensor(motion_row["motion"], motion_row["shape"], "float32")
+        num_frames = motion.shape[0]
+        groups = latent_frame_groups(num_frames)
+        if len(groups) != video.shape[1]:
+            raise UserError(
+                f"clip {item.clip_id}: {num_frames} structure frames give {len(groups)} latent frames, "
+                f"video_latents has {video.shape[1]}"
+            )
+        normalised = (motion - self.struct_mean) / self.struct_std
+        struct = self.projector.pack(normalised[None])[0]
+        audio_row = self._row("audio_features", pos["audio_features"], ["features", "shape", "dtype"])
+        audio = decode_tensor(audio_row["features"], audio_row["shape"], audio_row["dtype"]).float()
+        out: dict[str, Any] = {"clip_id": item.clip_id, "video": video, "struct": struct, "audio": audio}
+        if "flame_params" in pos:
+            flame_row = self._row("flame_params", pos["flame_params"], ["params", "shape"])
+            per_frame = decode_tensor(flame_row["params"], flame_row["shape"], "float32")
+            out["flame"] = torch.stack([per_frame[g].mean(0) for g in groups])
+        return out
+
+
+class ShapeBucketBatchSampler(Sampler[list[int]]):
+    """Full batches of equal-shape items, one rank's share of them, reshuffled every epoch.
+
+    Every rank computes the same global batch list from (seed, epoch): items shuffled within their shape
+    bucket, a short last batch filled up from the same bucket, batches shuffled, the list extended (from
+    its start) to a multiple of `world_size`; rank r takes every world_size-th batch. `start` skips batches
+    already consumed, which is how a resumed run continues mid-epoch.
+    """
+
+    def __init__(
+        self,
+        buckets: Sequence[Hashable],
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        shuffle: bool = True,
+    ) -> None:
+        if batch_size < 1:
+            raise UserError(f"batch size must be >= 1, got {batch_size}")
+        if not buckets:
+            raise UserError("cannot sample batches from an empty dataset")
+        self.buckets = list(buckets)
+        self.batch_size = batch_size
+        self.rank = rank
+        self.world_size = world_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def global_batches(self, epoch: int) -> list[list[int]]:
+        rng = random.Random(self.seed * 1_000_003 + epoch)
+        groups: dict[Hashable, list[int]] = {}
+        for index, key in enumerate(self.buckets):
+            groups.setdefault(key, []).append(index)
+        batches: list[list[int]] = []
+        for key in sorted(groups, key=repr):
+            members = groups[key]
+            if self.shuffle:
+                rng.shuffle(members)
+            for first in range(0, len(members), self.batch_size):
+                batch = members[first : first + self.batch_size]
+                while len(batch) < self.batch_size:
+                    batch.append(members[(len(batch) + first) % len(members)])
+                batches.append(batch)
+        if self.shuffle:
+            rng.shuffle(batches)
+        short = -len(batches) % self.world_size
+        return batches + [batches[i % len(batches)] for i in range(short)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        mine = self.global_batches(self.epoch)[self.rank :: self.world_size]
+        yield from mine[self.start :]
+
+    def __len__(self) -> int:
+        return len(self.global_batches(self.epoch)) // self.world_size
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack one bucket's items; `flame` [B, F, 53] with `flame_mask` [B] when any clip has FLAME."""
+    batch: dict[str, Any] = {
+        "clip_id": [it["clip_id"] for it in items],
+        "video": torch.stack([it["video"] for it in items]),
+        "struct": torch.stack([it["struct"] for it in items]),
+        "audio": torch.stack([it["audio"] for it in items]),
+    }
+    if any("flame" in it for it in items):
+        like = next(it["flame"] for it in items if "flame" in it)
+        batch["flame"] = torch.stack([it.get("flame", torch.zeros_like(like)) for it in items])
+        batch["flame_mask"] = torch.tensor([("flame" in it) for it in items])
+    return batch
+
+
+def make_dataloader(
+    dataset: TrainingDataset,
+    batch_size: int,
+    rank: int = 0,
+    world_size: int = 1,
+    seed: int = 0,
+    num_workers: int = 0,
+    shuffle: bool = True,
+) -> DataLoader:
+    """A DataLoader over shape buckets for one rank; workers (if any) are spawned and kept across epochs."""
+    sampler = ShapeBucketBatchSampler(
+        [item.bucket for item in dataset.items], batch_size, rank, world_size, seed, shuffle
+    )
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=num_workers,
+        multiprocessing_context="spawn" if num_workers > 0 else None,
+        persistent_workers=num_workers > 0,
+    )
