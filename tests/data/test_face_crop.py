@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ingest_fixtures import write_bright_region_yunet, write_video
 
 from dualforce_core.data import lance_store
 from dualforce_core.data.config import DataConfig
 from dualforce_core.data.ingest import ingest_dataset
 from dualforce_core.errors import UserError
+from tests.data.ingest_fixtures import write_bright_region_yunet, write_video
 
 SQUARE = (56, 24, 104, 72)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ingest_fixtures import random_bytes, write_video
 
 from dualforce_core.cli.main import main
 from dualforce_core.data import lance_store
+from tests.data.ingest_fixtures import random_bytes, write_video
 
 ARGS = ["data.size=32", "data.clip_frames=9", "data.clip_stride=8"]
 

@@ -9,13 +9,6 @@ from pathlib import Path
 import lance
 import numpy as np
 import pytest
-from ingest_fixtures import (
-    broken_symlink,
-    random_bytes,
-    truncate,
-    write_corrupted_packets,
-    write_video,
-)
 
 from dualforce_core import paths
 from dualforce_core.data import lance_store, media
@@ -23,6 +16,13 @@ from dualforce_core.data.config import DataConfig
 from dualforce_core.data.ingest import IngestReport, discover, ingest_dataset, ingest_files
 from dualforce_core.errors import UserError
 from dualforce_core.sample_data import generate_dataset
+from tests.data.ingest_fixtures import (
+    broken_symlink,
+    random_bytes,
+    truncate,
+    write_corrupted_packets,
+    write_video,
+)
 
 CONFIG = DataConfig(size=32, clip_frames=9, clip_stride=8, max_resolution=256, max_duration_s=3.0)
 VFR_TIMES = [sum(0.03 if i % 2 else 0.05 for i in range(k)) for k in range(40)]

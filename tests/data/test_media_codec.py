@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ingest_fixtures import frame_at, write_video
 
 from dualforce_core.data import media
 from dualforce_core.data.crop import center_box, expand_square
+from tests.data.ingest_fixtures import frame_at, write_video
 
 
 def test_video_blob_returns_every_frame() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from feature_fixtures import FEATURE_WEIGHTS, MakeClips, clip_writer
 
 from dualforce_core.config import DualForceConfig, load_config
 from dualforce_core.weights import init_random
+from tests.features.feature_fixtures import FEATURE_WEIGHTS, MakeClips, clip_writer
 
 
 @pytest.fixture(scope="session")

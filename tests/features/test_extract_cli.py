@@ -3,9 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from feature_fixtures import MakeClips
 
 from dualforce_core.cli.main import main
+from tests.features.feature_fixtures import MakeClips
 
 
 def test_extract_audio_from_the_command_line_then_resume(

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from feature_fixtures import MakeClips, write_sidecar
 
 from dualforce_core.config import DualForceConfig
 from dualforce_core.data.lance_store import read_rows, table_version
@@ -15,6 +14,7 @@ from dualforce_core.features.flame import extract_flame_params
 from dualforce_core.features.latents import extract_video_latents
 from dualforce_core.features.stage import ExtractReport
 from dualforce_core.features.struct import extract_struct_features
+from tests.features.feature_fixtures import MakeClips, write_sidecar
 
 EXTRACTORS: dict[str, Callable[..., ExtractReport | None]] = {
     "audio_features": extract_audio_features,

@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from feature_fixtures import MakeClips, write_sidecar
 
 from dualforce_core.config import DualForceConfig
 from dualforce_core.data.lance_store import read_rows, table_version
@@ -19,6 +18,7 @@ from dualforce_core.features.flame import (
     sidecar_params,
 )
 from dualforce_core.weights import WeightsRegistry
+from tests.features.feature_fixtures import MakeClips, write_sidecar
 
 
 def _with(config: DualForceConfig, **data: object) -> DualForceConfig:

@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from feature_fixtures import MakeClips
 from transformers import HubertModel
 
 from dualforce_core.config import DualForceConfig
@@ -19,6 +18,7 @@ from dualforce_core.features.audio import (
     normalize_waveform,
 )
 from dualforce_core.weights import WeightsRegistry
+from tests.features.feature_fixtures import MakeClips
 
 
 def test_stand_in_loads_through_from_pretrained_with_the_tiny_preset_shape(weights_root: Path) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from feature_fixtures import MakeClips
 
 from dualforce_core.config import DualForceConfig
 from dualforce_core.data.lance_store import read_rows
@@ -15,6 +14,7 @@ from dualforce_core.features.struct import (
     prepare_frames,
     stats_path,
 )
+from tests.features.feature_fixtures import MakeClips
 
 
 def test_frames_are_prepared_like_liveportrait() -> None:

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
-from feature_fixtures import MakeClips, clip_frames
 
 from dualforce_core.config import DualForceConfig
 from dualforce_core.data.lance_store import read_rows
@@ -22,6 +21,7 @@ from dualforce_core.features.latents import (
     load_vae,
 )
 from dualforce_core.weights import WeightsRegistry
+from tests.features.feature_fixtures import MakeClips, clip_frames
 
 
 @pytest.fixture(scope="module")
