@@ -6,6 +6,7 @@ from dualforce_core.config_model import ConfigModel
 from dualforce_core.data.config import DataConfig
 from dualforce_core.evaluation.config import EvalConfig
 from dualforce_core.inference.config import InferenceConfig
+from dualforce_core.lora.config import LoraConfig
 from dualforce_core.models.config import ModelConfig
 from dualforce_core.schedulers.config import DiffusionConfig
 from dualforce_core.training.config import TrainConfig
@@ -20,3 +21,4 @@ class DualForceConfig(ConfigModel):
     inference: InferenceConfig = InferenceConfig()
     eval: EvalConfig = EvalConfig()
     weights: WeightsConfig = WeightsConfig()
+    lora: LoraConfig = LoraConfig()
