@@ -7,7 +7,9 @@ noisy ones in the same pass). A chunk that reaches σ = 0 is re-run once at `con
 cache in write mode, which stores its clean K/V for every later chunk.
 
 Two ways to get earlier chunks' K/V, same numbers:
-* `MultiModalKVCache` (default): pre-allocated, written once per finished chunk.
+* `MultiModalKVCache` (default): pre-allocated, written once per finished chunk; every pass writes its
+  own K/V into the buffers' free tail and attends views of them, and a chunk's audio K/V are computed
+  on its first step and reused by the later ones.
 * `no_kv_cache=True`, the reference: before every pass, rebuild the context from scratch by replaying
   the reference and every finished chunk's write pass into a plain concatenating cache, trimmed by the
   same window rule. The window decides what a chunk attended to when it was written, so only a replay
@@ -105,7 +107,9 @@ class ChunkedSampler:
         self.guided = inference.audio_guidance != 1.0
         param = next(self.model.parameters())
         self.device, self.dtype = param.device, param.dtype
-        self.cache = MultiModalKVCache(inference.cache_frames, self.chunk_frames)
+        self.cache = MultiModalKVCache(
+            inference.cache_frames, self.chunk_frames * self.schedule_v.max_in_flight
+        )
         self.total_chunks: int | None = None
         self._tick = 0
         self._in_flight: dict[int, tuple[Tensor, Tensor]] = {}

@@ -1,18 +1,19 @@
 """The model fed only the HuBERT tokens a streaming pass can see, not the whole track from time 0.
 
-`DualForceModel.forward` reads audio as "token 0 = video frame 0" and masks each latent frame to its
-window. Handing it the full track on every pass would cost O(track length) per pass (the audio layer mix
+Handing the model the full track on every pass would cost O(track length) per pass (the audio layer mix
 and every block's audio K/V projections); for a 10-minute track that dwarfs the chunk itself. This
-subclass takes a slice starting at global token `audio_offset` and shifts the model's own window rule
-by that offset, so the masks, and therefore the outputs, are those of the full track.
+subclass takes a slice starting at global token `audio_offset` (an attribute the sampler sets before
+each pass) and hands it to `DualForceModel.forward` as its `audio_offset`, so the masks, and therefore
+the outputs, are those of the full track, and a cache keys the slice's audio K/V by its global place.
 """
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from typing import Any
 
-from dualforce_core.models import DualForceModel
+import torch
+
+from dualforce_core.models import DualForceModel, DualForceOutput
 
 
 class WindowedAudioModel(DualForceModel):
@@ -28,9 +29,9 @@ class WindowedAudioModel(DualForceModel):
         windowed.load_state_dict(model.state_dict(keep_vars=True), assign=True)
         return windowed.train(model.training)
 
-    def audio_window(self, frames: Tensor, audio_tokens: int, batch: int, drop: Tensor | None) -> Tensor:
-        full = super().audio_window(frames, self.audio_offset + audio_tokens, batch, drop)
-        return full[..., self.audio_offset :]
+    def forward(self, *args: Any, **kwargs: Any) -> DualForceOutput:
+        kwargs.setdefault("audio_offset", self.audio_offset)
+        return super().forward(*args, **kwargs)
 
     def audio_span(self, first_frame: int, frames: int) -> tuple[int, int]:
         """Global token range [start, end) that latent frames first_frame..first_frame+frames-1 may attend."""

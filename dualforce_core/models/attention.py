@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import importlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any, Protocol
@@ -201,32 +201,45 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: Mask, backend: str) -> Tensor:
 
 
 class AttentionCache(Protocol):
-    """What a layer needs from a streaming cache: past K/V (RoPE applied) under a per-layer key."""
+    """What a layer needs from a streaming cache, under a per-layer key (the module path).
+
+    `extend`: the layer's fresh K/V (RoPE applied) go in after the cached ones; it gets back K/V of
+    [cached ; fresh] to attend. While `write` is on (a finished chunk's context pass) the fresh K/V
+    stay for every later pass; otherwise the next pass replaces them. `context_kv`: K/V of a context
+    that only depends on `window` (the audio slice a pass hears), computed by `compute` on a miss.
+    """
 
     write: bool
 
-    def get(self, key: str) -> tuple[Tensor, Tensor] | None: ...
+    def extend(self, key: str, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]: ...
 
-    def put(self, key: str, k: Tensor, v: Tensor) -> None: ...
+    def context_kv(
+        self, key: str, window: Hashable, compute: Callable[[], tuple[Tensor, Tensor]]
+    ) -> tuple[Tensor, Tensor]: ...
 
 
 class KVCache:
-    """Per-layer K/V of finished chunks, appended in order; `write` is off while a chunk is denoised.
+    """The reference cache: per-layer K/V of finished chunks, concatenated in order.
 
     Cached keys are always visible (they belong to earlier chunks). A rolling window may drop
     tokens after the reference frame's from the front of each entry: positions are absolute, so the
-    remaining keys keep their meaning.
+    remaining keys keep their meaning. It copies the whole entry on every pass and recomputes every
+    context; `MultiModalKVCache` is the streaming one.
     """
 
     def __init__(self) -> None:
         self.write = False
         self.store: dict[str, tuple[Tensor, Tensor]] = {}
 
-    def get(self, key: str) -> tuple[Tensor, Tensor] | None:
-        return self.store.get(key)
-
-    def put(self, key: str, k: Tensor, v: Tensor) -> None:
+    def extend(self, key: str, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         past = self.store.get(key)
         if past is not None:
             k, v = torch.cat([past[0], k], dim=1), torch.cat([past[1], v], dim=1)
-        self.store[key] = (k.detach(), v.detach())
+        if self.write:
+            self.store[key] = (k.detach(), v.detach())
+        return k, v
+
+    def context_kv(
+        self, key: str, window: Hashable, compute: Callable[[], tuple[Tensor, Tensor]]
+    ) -> tuple[Tensor, Tensor]:
+        return compute()

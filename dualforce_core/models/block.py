@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import torch
@@ -39,8 +40,10 @@ class FP32RMSNorm(nn.Module):
 class Attention(nn.Module):
     """Projections, q/k RMSNorm, optional RoPE on q and k, and the K/V cache hook.
 
-    `cache_key` names the layer in a streaming cache; layers without one (cross-attention to audio
-    or text, whose context is given whole) never touch the cache.
+    `cache_key` names the layer in a streaming cache; layers without one (text cross-attention,
+    whose context is given whole) never touch the cache. A cached layer called with a
+    `context_window` (audio cross-attention) reuses the context's K/V while the window stays the
+    same; otherwise (self-attention, bridge) its K/V extend the cached ones of earlier chunks.
     """
 
     def __init__(self, dim: int, heads: int, eps: float, qk_norm: bool, kv_dim: int | None = None) -> None:
@@ -64,24 +67,28 @@ class Attention(nn.Module):
         mask: Mask = None,
         backend: str = "sdpa",
         cache: AttentionCache | None = None,
+        context_window: Hashable | None = None,
     ) -> Tensor:
         ctx = x if context is None else context
         q = self.norm_q(self.q(x)).unflatten(-1, (self.heads, -1))
-        k = self.norm_k(self.k(ctx)).unflatten(-1, (self.heads, -1))
-        v = self.v(ctx).unflatten(-1, (self.heads, -1))
         if q_rope is not None:
             q = apply_rope(q, q_rope)
-        if k_rope is not None:
-            k = apply_rope(k, k_rope)
-        if cache is not None and self.cache_key:
-            past = cache.get(self.cache_key)
-            if cache.write:
-                cache.put(self.cache_key, k, v)
-            if past is not None:
-                if isinstance(mask, BlockCausal):
-                    mask = mask.with_past(past[0].shape[1])
-                k, v = torch.cat([past[0], k], dim=1), torch.cat([past[1], v], dim=1)
+        if cache is None or not self.cache_key:
+            k, v = self._key_value(ctx, k_rope)
+        elif context_window is not None:
+            k, v = cache.context_kv(self.cache_key, context_window, lambda: self._key_value(ctx, k_rope))
+        else:
+            fresh = self._key_value(ctx, k_rope)
+            k, v = cache.extend(self.cache_key, *fresh)
+            past = k.shape[1] - fresh[0].shape[1]
+            if past and isinstance(mask, BlockCausal):
+                mask = mask.with_past(past)
         return self.o(attend(q, k, v, mask, backend).flatten(2))
+
+    def _key_value(self, context: Tensor, rope: Rope | None) -> tuple[Tensor, Tensor]:
+        k = self.norm_k(self.k(context)).unflatten(-1, (self.heads, -1))
+        v = self.v(context).unflatten(-1, (self.heads, -1))
+        return (k if rope is None else apply_rope(k, rope)), v
 
 
 def zero_linear_(linear: nn.Linear) -> None:
@@ -109,6 +116,7 @@ class BlockInputs:
     audio_mask: DenseMask
     text: Tensor | None = None
     cache: AttentionCache | None = None
+    audio_window: Hashable | None = None  # names the audio slice, so a cache can keep its K/V
 
 
 class DiTBlock(nn.Module):
@@ -158,7 +166,12 @@ class DiTBlock(nn.Module):
         if self.text_attn is not None and self.text_norm is not None and inputs.text is not None:
             x = x + self.text_attn(self.text_norm(x).type_as(x), inputs.text, backend=inputs.backend)
         h = self.audio_attn(
-            self.audio_norm(x).type_as(x), inputs.audio, mask=inputs.audio_mask, backend=inputs.backend
+            self.audio_norm(x).type_as(x),
+            inputs.audio,
+            mask=inputs.audio_mask,
+            backend=inputs.backend,
+            cache=None if inputs.audio_window is None else inputs.cache,
+            context_window=inputs.audio_window,
         )
         x = x + h
 

@@ -146,9 +146,12 @@ class DualForceModel(nn.Module):
             text_dim=None,
         )
         self.bridge = nn.ModuleDict({str(i): BridgeLayer(c) for i in bridge_layer_indices(c)})
-        # Layers whose keys a streaming cache keeps: self-attention and the bridge, named by module path.
+        # Layers a streaming cache serves, named by module path: self-attention and the bridge extend
+        # the cached K/V of earlier chunks; audio cross-attention reuses its K/V while its slice stays.
         for name, module in self.named_modules():
-            if isinstance(module, Attention) and (name.endswith("self_attn") or name.startswith("bridge.")):
+            if isinstance(module, Attention) and (
+                name.endswith(("self_attn", "audio_attn")) or name.startswith("bridge.")
+            ):
                 module.cache_key = name
 
     # ----------------------------------------------------------------------------------------- forward
@@ -172,7 +175,8 @@ class DualForceModel(nn.Module):
         (token 0 = video frame 0; None = no audio); `audio_drop` [B] bool drops a sample's audio
         (classifier-free guidance). For streaming, the frames start at absolute latent frame
         `frame_offset` and attend `cache` (earlier chunks' K/V, always visible) plus themselves under
-        the block-causal rule; pass only the audio slice those frames can hear, with its offset.
+        the block-causal rule; pass only the audio slice those frames can hear, with its offset. A cache
+        keeps audio K/V per (offset, token count): one cache serves one audio track.
         """
         c = self.config
         self._check_inputs(video, struct, sigma_video, sigma_struct, audio, audio_drop, text)
@@ -194,6 +198,8 @@ class DualForceModel(nn.Module):
         window = self.audio_window(frame_idx, audio_offset + audio_tokens, batch, audio_drop)[
             ..., audio_offset:
         ]
+        # Global tokens [audio_offset, +audio_tokens) of one track: a cache keeps audio K/V under this name.
+        audio_slice = (audio_offset, audio_tokens, batch)
         span_v, span_s = FrameSpan(frame_offset, frames, h * w), FrameSpan(frame_offset, frames, tokens_s)
 
         def causal(q: FrameSpan, k: FrameSpan) -> BlockCausal | None:
@@ -210,6 +216,7 @@ class DualForceModel(nn.Module):
             audio_mask=DenseMask(window.repeat_interleave(h * w, dim=1)),
             text=text_ctx,
             cache=cache,
+            audio_window=audio_slice,
         )
         s_in = BlockInputs(
             frames=frames,
@@ -219,6 +226,7 @@ class DualForceModel(nn.Module):
             audio=self.struct.audio_in(mixed, batch),
             audio_mask=DenseMask(window.repeat_interleave(tokens_s, dim=1)),
             cache=cache,
+            audio_window=audio_slice,
         )
         b_in = BridgeInputs(
             video_rope_v=temporal_rope(frame_idx, h * w, hd_v, c.rope_theta),
