@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "dualforce_core.cli.demo_cmd",
     "dualforce_core.cli.train_cmd",
     "dualforce_core.cli.extract_cmd",
+    "dualforce_core.cli.evaluate_cmd",
     "dualforce_core.cli.generate_cmd",
     "dualforce_core.cli.lora_cmd",
 )

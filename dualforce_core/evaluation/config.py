@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from dualforce_core.config_model import ConfigModel
 
 
 class EvalConfig(ConfigModel):
-    split: str = "test"
+    split: Literal["train", "test", "all"] = "test"
     test_fraction: float = Field(0.2, gt=0, lt=1)
-    limit: int | None = None
-    sync_offsets: int = 15
-    fvd_clip_frames: int = 16
+    limit: int | None = Field(None, ge=1, description="evaluate at most this many clips of the split")
+    sync_offsets: int = Field(
+        15, ge=1, description="SyncNet searches audio-video offsets of ±this many frames"
+    )
+    fvd_clip_frames: int = Field(16, ge=9, description="frames per I3D clip (non-overlapping)")
+    identity: Literal["auto", "sidecar", "source_file", "source_folder"] = Field(
+        "auto",
+        description="who is in a clip: the sidecar JSON's `identity` (synthetic data), the source file's "
+        "content hash, or a source folder's name; auto = sidecar when it names one, else the source file",
+    )
+    identity_folder_depth: int = Field(
+        1, ge=1, description="source_folder: 1 = the folder holding the file, 2 = the one above it, ..."
+    )
+    samples: int = Field(
+        2, ge=0, description="side-by-side sample videos (ground truth | generated) to write"
+    )
+    experiment: str = Field("dualforce-eval", description="MLflow experiment of evaluation runs")
+    mlflow: bool = True

@@ -1,0 +1,192 @@
+"""What an evaluation leaves behind: report.json, report.md, a metrics plot and side-by-side videos.
+
+report.json is the record machines read (and tests diff); report.md is the same content for people,
+led by a warning whenever any metric network is a random stand-in, because then no number in it means
+anything about the model.
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+PLOT = "metrics.png"
+SAMPLES_DIR = "samples"
+
+_ROWS = (  # (label, generated key, ground-truth key)
+    ("FID ↓", "fid", None),
+    ("FVD ↓", "fvd", None),
+    ("Sync-C ↑", "sync_c", "gt_sync_c"),
+    ("Sync-D ↓", "sync_d", "gt_sync_d"),
+    ("Sync offset (frames, median)", "sync_offset", "gt_sync_offset"),
+    ("CSIM ↑ (vs reference frame)", "csim", "gt_csim"),
+    ("ACD ↓ (vs ground truth)", "acd", None),
+)
+STAND_IN_WARNING = (
+    "> **⚠ RANDOM STAND-IN WEIGHTS.** The networks {names} are randomly initialised stand-ins "
+    "written by `dualforce weights init-random`. Every number below is meaningless as a measure of "
+    "quality; the report only shows that the evaluation pipeline runs. Install the real weights "
+    "(`dualforce weights --help`) for real numbers."
+)
+
+
+def write_side_by_side(
+    path: Path, real: np.ndarray, fake: np.ndarray, audio: np.ndarray, fps: int, audio_rate: int
+) -> None:
+    """H.264 mp4 of ground truth | generated with the clip's audio (AAC), generated resized to match."""
+    count = min(len(real), len(fake))
+    height, width = real.shape[1:3]
+    with av.open(str(path), mode="w", options={"movflags": "faststart"}) as container:
+        video = container.add_stream("libx264", rate=fps, options={"crf": "20", "preset": "veryfast"})
+        video.width, video.height, video.pix_fmt = 2 * width, height, "yuv420p"
+        sound = container.add_stream("aac", rate=audio_rate, layout="mono")
+        for index in range(count):
+            right = fake[index]
+            if right.shape[:2] != (height, width):
+                right = cv2.resize(right, (width, height), interpolation=cv2.INTER_AREA)
+            picture = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(np.hstack([real[index], right])), "rgb24"
+            )
+            picture.pts, picture.time_base = index, Fraction(1, fps)
+            container.mux(video.encode(picture))
+        container.mux(video.encode())
+        samples = np.ascontiguousarray(audio[: round(count * audio_rate / fps)], dtype=np.float32)
+        for start in range(0, len(samples), 1024):
+            chunk = av.AudioFrame.from_ndarray(
+                samples[None, start : start + 1024], format="fltp", layout="mono"
+            )
+            chunk.sample_rate, chunk.pts, chunk.time_base = audio_rate, start, Fraction(1, audio_rate)
+            container.mux(sound.encode(chunk))
+        container.mux(sound.encode())
+
+
+def plot_metrics(
+    path: Path, metrics: dict[str, float | None], clips: list[dict[str, Any]], title: str
+) -> None:
+    """Three panels: distances to the ground truth, Sync generated vs ground truth, identity scores."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (dist, sync, ident) = plt.subplots(1, 3, figsize=(12, 3.6))
+    names = ["FID", "FVD", "ACD"]
+    dist.bar(names, [metrics[k] or 0.0 for k in ("fid", "fvd", "acd")], color="tab:gray")
+    dist.set_title("distance to ground truth ↓")
+    for key, offset, label in (("sync_c", -0.2, "generated"), ("gt_sync_c", 0.2, "ground truth")):
+        sync.bar(offset, metrics[key], width=0.4, label=label)
+    for key, offset in (("sync_d", 0.8), ("gt_sync_d", 1.2)):
+        sync.bar(offset, metrics[key], width=0.4, color="tab:blue" if key == "sync_d" else "tab:orange")
+    sync.set_xticks([0, 1], ["Sync-C ↑", "Sync-D ↓"])
+    sync.legend(fontsize=8)
+    sync.set_title("lip sync")
+    ident.plot([c["gt_csim"] for c in clips], "o-", label="ground truth", color="tab:orange")
+    ident.plot([c["csim"] for c in clips], "s--", label="generated", color="tab:blue")
+    ident.set_xlabel("clip")
+    ident.set_ylabel("CSIM vs reference ↑")
+    ident.legend(fontsize=8)
+    ident.set_title("identity")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    protocol = report["protocol"]
+    stand_ins = [name for name, entry in protocol["weights"].items() if entry["stand_in"]]
+    lines = [STAND_IN_WARNING.format(names=", ".join(stand_ins)), ""] if stand_ins else []
+    metrics = report["metrics"]
+    lines += [
+        f"# Evaluation report: {report['name']}",
+        "",
+        f"- mode: **{report['mode']}**"
+        + (f" (checkpoint `{report['checkpoint']}`)" if report["checkpoint"] else ""),
+        f"- dataset `{report['dataset']}`, split `{report['split']}`: {protocol['clips']} clips, "
+        f"identities: {protocol['identities']}",
+        f"- created {report['created_at']}"
+        + (f", MLflow run `{report['mlflow_run_id']}`" if report["mlflow_run_id"] else ""),
+        "",
+        "## Metrics",
+        "",
+        "| metric | generated | ground truth |",
+        "|---|---|---|",
+        *(
+            f"| {label} | {_number(metrics[key])} | {_number(metrics[gt]) if gt else '—'} |"
+            for label, key, gt in _ROWS
+        ),
+        "",
+        *(f"- {note}" for note in report["notes"]),
+        "",
+        f"![metrics]({report['plot']})",
+        "",
+        "## Samples (ground truth | generated)",
+        "",
+        *(f"- [{Path(sample).stem}]({sample})" for sample in report["samples"]),
+        "",
+        "## Time (seconds)",
+        "",
+        "| step | per clip | total |",
+        "|---|---|---|",
+        *(
+            f"| {step} | {report['seconds_per_clip'][step]:.3f} | {total:.3f} |"
+            for step, total in report["seconds_total"].items()
+        ),
+        "",
+        "## Protocol",
+        "",
+        f"- clip list sha256 `{protocol['clip_list_sha256']}` ({protocol['clips']} clips, `clips` table "
+        f"version {protocol['clips_table_version']})",
+        f"- split by identity ({protocol['identity_rule']}), test fraction {protocol['test_fraction']}",
+        f"- ground truth {protocol['resolution'][0]}x{protocol['resolution'][1]} at {protocol['fps']} fps, "
+        f"frames per clip {protocol['frames_per_clip']}, audio {protocol['audio_sample_rate']} Hz",
+        f"- Sync offsets ±{protocol['sync_offsets']}, FVD clips of {protocol['fvd_clip_frames']} frames "
+        f"({protocol['fvd_clips']} of them)",
+        f"- face box: {protocol['face_box']}",
+        *(f"- {name}: {text}" for name, text in protocol["definitions"].items()),
+        "",
+        "| network | stand-in | sha256 | path |",
+        "|---|---|---|---|",
+        *(
+            f"| {name} | {'**yes**' if entry['stand_in'] else 'no'} | `{entry['sha256']}` | `{entry['path']}` |"
+            for name, entry in protocol["weights"].items()
+        ),
+        "",
+        "## Per clip",
+        "",
+        "| clip | identity | frames | Sync-C | Sync-D | offset | CSIM | ACD | GT Sync-C | GT Sync-D | GT offset | GT CSIM |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *(
+            f"| `{c['clip_id'][:12]}` | {c['identity']} | {c['frames']} | {_number(c['sync_c'])} | "
+            f"{_number(c['sync_d'])} | {c['sync_offset']} | {_number(c['csim'])} | {_number(c['acd'])} | "
+            f"{_number(c['gt_sync_c'])} | {_number(c['gt_sync_d'])} | {c['gt_sync_offset']} | {_number(c['gt_csim'])} |"
+            for c in report["clips"]
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(report_dir: Path, report: dict[str, Any]) -> str:
+    """Write report.json, report.md and the plot into `report_dir`; returns the markdown."""
+    plot_metrics(
+        report_dir / PLOT, report["metrics"], report["clips"], f"{report['name']} ({report['mode']})"
+    )
+    (report_dir / REPORT_JSON).write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
+    markdown = render_markdown(report)
+    (report_dir / REPORT_MD).write_text(markdown)
+    return markdown
