@@ -251,7 +251,7 @@ class _SourceIngest:
                 break
             rows.append(
                 {
-                    "clip_id": schema.clip_id(self.source_hash, start),
+                    "clip_id": schema.clip_id(self.dataset, self.source_hash, start),
                     "dataset": self.dataset,
                     "source_path": str(self.path.absolute()),
                     "source_hash": self.source_hash,

@@ -64,9 +64,10 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(str(part) for part in parts).encode()).hexdigest()[:32]
 
 
-def clip_id(source_hash: str, start_frame: int) -> str:
-    """Same content and start frame, same id: a re-run or a copied file updates rows, never adds them."""
-    return _digest(source_hash, start_frame)
+def clip_id(dataset: str, source_hash: str, start_frame: int) -> str:
+    """Same dataset, content and start frame, same id: a re-run or a copied file updates rows, never adds
+    them; the same file in two datasets gives two rows, so ingesting one never takes the other's clips."""
+    return _digest(dataset, source_hash, start_frame)
 
 
 def reject_id(dataset: str, source_path: str, source_hash: str, stage: str) -> str:
