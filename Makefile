@@ -1,5 +1,5 @@
 # DualForce: two commands do all the set-up on a fresh machine.
-#   make demo  — bootstrap .venv, then run the demo pipeline on the bundled synthetic dataset
+#   make demo  — bootstrap .venv, then run the whole Dagster pipeline on a synthetic dataset (pipelines/demo.py)
 #   make test  — bootstrap .venv, then lint (ruff), type-check (mypy) and run the test suite
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -29,7 +29,7 @@ system-deps:
 	  else echo "chromium is missing: run 'sudo apt-get install chromium' (needed by the browser test)"; fi; }
 
 demo: $(STAMP)
-	$(BIN)/dualforce demo
+	$(BIN)/python -m pipelines.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,7 +1,13 @@
 """Dagster asset definitions: thin wrappers that call `dualforce_core`, one module per stage."""
 
+from assets.checkpoint import dualforce_checkpoint
+from assets.clips import ingest, reject_rate_below_threshold
+from assets.evaluation import evaluation
+from assets.features import FEATURE_ASSETS
 from assets.raw_videos import raw_videos
+from assets.training_set import TRAINING_SET_CHECKS, training_set
 
-ALL_ASSETS = [raw_videos]
+ALL_ASSETS = [raw_videos, ingest, *FEATURE_ASSETS, training_set, dualforce_checkpoint, evaluation]
+ALL_CHECKS = [reject_rate_below_threshold, *TRAINING_SET_CHECKS]
 
-__all__ = ["ALL_ASSETS", "raw_videos"]
+__all__ = ["ALL_ASSETS", "ALL_CHECKS"]

@@ -9,5 +9,15 @@ data_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("data"),
     description="raw videos → clips → features, for one dataset partition",
 )
+train_job = dg.define_asset_job(
+    "train_job",
+    selection=dg.AssetSelection.groups("training"),
+    description="training set (blocking checks) → DualForce checkpoint, on the latest feature versions",
+)
+eval_job = dg.define_asset_job(
+    "eval_job",
+    selection=dg.AssetSelection.groups("evaluation"),
+    description="score the latest checkpoint of a dataset on its held-out clips",
+)
 
-ALL_JOBS = [data_job]
+ALL_JOBS = [data_job, train_job, eval_job]

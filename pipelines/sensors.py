@@ -11,7 +11,6 @@ import json
 
 import dagster as dg
 
-from dualforce_core.config import load_config
 from dualforce_core.data.raw_inventory import scan_raw_folder
 from pipelines.jobs import data_job
 from pipelines.partitions import datasets_partitions
@@ -24,7 +23,7 @@ MAX_RUNS_PER_TICK = 8
 def new_dataset_sensor(context: dg.SensorEvaluationContext, settings: DualForceSettings) -> dg.SensorResult:
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     raw = settings.data_root() / "raw"
-    extensions = load_config(settings.config_path or None, settings.overrides).data.extensions
+    extensions = settings.config().data.extensions
     folders = (
         sorted(p for p in raw.iterdir() if p.is_dir() and not p.name.startswith(".")) if raw.is_dir() else []
     )

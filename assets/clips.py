@@ -1,0 +1,83 @@
+"""`clips` and `rejects`: ingestion of one dataset folder, and the reject-rate gate on what it produced."""
+
+import base64
+from collections.abc import Iterator
+
+import dagster as dg
+
+from dualforce_core import paths
+from dualforce_core.data.ingest import ingest_dataset
+from dualforce_core.data.lance_store import table_version
+from dualforce_core.pipeline_support.dataset_summary import ingest_summary
+from dualforce_core.pipeline_support.previews import contact_sheet
+from pipelines.failures import user_errors_as_failures
+from pipelines.partitions import datasets_partitions
+from pipelines.resources import DualForceSettings
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("clips", deps=["raw_videos"], kinds={"lance"}, description="fixed-length A/V clips"),
+        dg.AssetSpec("rejects", deps=["raw_videos"], kinds={"lance"}, description="quarantined inputs"),
+    ],
+    partitions_def=datasets_partitions,
+    group_name="data",
+)
+def ingest(context: dg.AssetExecutionContext, settings: DualForceSettings) -> Iterator[dg.MaterializeResult]:
+    """Cut the dataset's videos into clips; a bad file becomes a `rejects` row, never a failed run."""
+    dataset = context.partition_key
+    with user_errors_as_failures():
+        report = ingest_dataset(
+            dataset, settings.data_root() / "raw" / dataset, settings.config().data, settings.progress
+        )
+    context.log.info(report.summary())
+    summary = ingest_summary(dataset)
+    sheet = contact_sheet(dataset, paths.home() / "previews" / dataset / "clips.png")
+    preview: dict[str, dg.MetadataValue] = {}
+    if sheet is not None:
+        encoded = base64.b64encode(sheet.read_bytes()).decode()
+        preview = {
+            "preview": dg.MetadataValue.md(f"![first clips](data:image/png;base64,{encoded})"),
+            "preview_path": dg.MetadataValue.path(str(sheet)),
+        }
+    yield dg.MaterializeResult(
+        asset_key="clips",
+        metadata={
+            "table_uri": dg.MetadataValue.path(paths.table_uri("clips")),
+            "lance_version": report.versions.get("clips"),
+            "rows": summary.clips,
+            "clips_written": report.clips_written,
+            "files_ingested": report.files_ingested,
+            "files_skipped": report.files_skipped,
+            "seconds": round(report.seconds, 2),
+            "frames_per_s": round(report.frames_per_s, 1),
+            **preview,
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="rejects",
+        metadata={
+            "table_uri": dg.MetadataValue.path(paths.table_uri("rejects")),
+            "lance_version": table_version("rejects"),
+            "rows": summary.files_rejected,
+            "rejects_by_reason": dg.MetadataValue.json(summary.rejects),
+            "rejected_this_run": report.files_rejected,
+        },
+    )
+
+
+@dg.asset_check(asset="clips", blocking=True, partitions_def=datasets_partitions)
+def reject_rate_below_threshold(
+    context: dg.AssetCheckExecutionContext, settings: DualForceSettings
+) -> dg.AssetCheckResult:
+    """Many rejects mean a systematic problem (wrong codec, no audio): stop before features are computed."""
+    summary = ingest_summary(context.partition_key)
+    return dg.AssetCheckResult(
+        passed=summary.reject_rate <= settings.max_reject_rate and summary.clips > 0,
+        metadata={
+            "reject_rate": round(summary.reject_rate, 4),
+            "threshold": settings.max_reject_rate,
+            "clips": summary.clips,
+            "rejects_by_reason": dg.MetadataValue.json(summary.rejects),
+        },
+    )
