@@ -37,6 +37,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument(
         "--preset", metavar="NAME", help="a randomly initialised model of this preset (tiny, small)"
     )
+    parser.add_argument(
+        "--lora",
+        metavar="DIR",
+        type=Path,
+        help="a LoRA adapter trained on --checkpoint (RUN_DIR/lora of `dualforce train`), merged in",
+    )
+    parser.add_argument(
+        "--lora-scale",
+        metavar="S",
+        type=float,
+        help="strength of the --lora update (default 1: as trained; 0: the base model exactly)",
+    )
     parser.add_argument("--image", required=True, type=Path, help="reference portrait (.png/.jpg)")
     parser.add_argument("--audio", required=True, type=Path, help="speech (.wav/.mp3/.flac/.mp4/.m4a)")
     parser.add_argument("--out", required=True, type=Path, help="output .mp4")
@@ -61,6 +73,10 @@ def run_generate(args: argparse.Namespace) -> int:
     inf = config.inference
     if args.out.suffix.lower() != ".mp4":
         raise UserError(f"--out must be an .mp4 file, got {args.out}")
+    if args.lora is None and args.lora_scale is not None:
+        raise UserError("--lora-scale scales a LoRA adapter: give the adapter with --lora DIR")
+    if args.lora is not None and args.preset:
+        raise UserError("--lora needs the base it was trained on: use --checkpoint DIR, not --preset")
     size = inf.size or config.data.size
     portrait = load_portrait(args.image, size, config.data)
     speech = load_speech(args.audio, inf.max_audio_s)
@@ -76,6 +92,13 @@ def run_generate(args: argparse.Namespace) -> int:
             warnings.append(
                 f"the checkpoint {args.checkpoint} has never been trained (all AdaLN gates are zero)"
             )
+    if args.lora is not None:
+        from dualforce_core.lora.merge import merge_adapter  # peft loads only when an adapter is used
+
+        scale = 1.0 if args.lora_scale is None else args.lora_scale
+        # Merged into plain weights before wrapping: the streaming model sees no adapter layers.
+        model = merge_adapter(model, args.lora, scale=scale)
+        print(f"note: LoRA adapter {args.lora} merged at scale {scale:g}", file=sys.stderr)
     registry = WeightsRegistry.from_config(config.weights)
     stand_ins = [n for n in ("wan_vae", "hubert", "liveportrait_motion") if registry.is_stand_in(n)]
     if stand_ins:

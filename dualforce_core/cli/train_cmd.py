@@ -17,12 +17,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "model to RUN_DIR/final, and logs to MLflow (MLFLOW_TRACKING_URI, default sqlite in "
         "$DUALFORCE_HOME). Several processes: `torchrun --nproc_per_node N -m dualforce_core.cli.main "
         "train ...` or `accelerate launch --config_file configs/accelerate/single_node.yaml ...` "
-        "(see docs/training.md).",
+        "(see docs/training.md). LoRA fine-tuning (a config with lora.enabled, e.g. "
+        "configs/train/lora_tiny.yaml): --base-checkpoint DIR is the frozen base; the adapter is exported "
+        "to RUN_DIR/lora/ instead of RUN_DIR/final (see docs/lora.md).",
     )
     parser.add_argument("--dataset", required=True, help="dataset name, as ingested and extracted")
     parser.add_argument("--max-steps", type=int, help="optimiser steps to train to (train.max_steps)")
     parser.add_argument(
         "--checkpoint-every", type=int, help="steps between checkpoints (train.checkpoint_every)"
+    )
+    parser.add_argument(
+        "--base-checkpoint",
+        metavar="DIR",
+        help="LoRA runs only (lora.enabled): the saved model (config.json + model.safetensors) to adapt",
     )
     parser.add_argument("--run-dir", help="run directory (default: $DUALFORCE_HOME/runs/<train.name>)")
     parser.add_argument(
@@ -43,11 +50,12 @@ def _train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     from dualforce_core.training.trainer import train  # torch and the model load only for this command
 
-    result = train(config, args.dataset, args.run_dir, args.resume)
+    result = train(config, args.dataset, args.run_dir, args.resume, args.base_checkpoint)
     if result.is_main:
+        exported = f"LoRA adapter {result.lora_dir}" if result.lora_dir else f"EMA model {result.final_dir}"
         print(
             f"trained {args.dataset} to step {result.step} (last loss {result.last_loss}); checkpoint "
-            f"{result.checkpoint}; EMA model {result.final_dir}; Lance versions {result.lance_versions}"
+            f"{result.checkpoint}; {exported}; Lance versions {result.lance_versions}"
             + (f"; MLflow run {result.mlflow_run_id}" if result.mlflow_run_id else "")
             + (f"; registered version {result.registered_version}" if result.registered_version else "")
         )

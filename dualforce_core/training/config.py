@@ -28,7 +28,17 @@ class TrainConfig(ConfigModel):
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: int = 100
     clip_grad: float = 1.0
-    ema_decay: float = 0.999
+    ema_decay: float = Field(
+        0.999, description="EMA of the trainable parameters (LoRA runs: the adapters only)"
+    )
+    optimizer: Literal["adamw", "adamw8bit"] = Field(
+        "adamw", description="adamw8bit: bitsandbytes' 8-bit AdamW states (CUDA only, bitsandbytes installed)"
+    )
+    optimizer_cpu_offload: bool = Field(
+        False,
+        description="keep parameters, gradients and optimiser state on the CPU between uses (FSDP2 "
+        "CPUOffloadPolicy, also on one GPU); the optimiser step runs on the CPU",
+    )
     audio_dropout: float = Field(0.1, ge=0, le=1)
     struct_dropout: float = Field(0.0, ge=0, le=1)
     loss_weights: LossWeights = LossWeights()

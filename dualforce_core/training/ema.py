@@ -2,6 +2,7 @@
 
 Under FSDP2 every parameter is a DTensor shard; cloning it gives a shadow with the same placement, so the
 EMA costs one extra fp32 copy of each rank's shard, never a full copy, and saves through DCP like the model.
+It tracks the parameters it is given, the trainable ones: a LoRA run keeps no copy of its frozen base.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class EMA:
         self.updates = 0
         self.names: list[str] = []
         self.shadow: list[Tensor] = []
-        for name, param in named_params:  # frozen ones too, so the EMA is a complete set of weights
+        for name, param in named_params:
             self.names.append(clean_name(name))
             self.shadow.append(param.detach().clone().float())
 

@@ -18,7 +18,13 @@ import torch.distributed as dist
 from torch import nn
 from torch.distributed._composable import checkpoint
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
-from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+from torch.distributed.fsdp import (
+    CPUOffloadPolicy,
+    FSDPModule,
+    MixedPrecisionPolicy,
+    OffloadPolicy,
+    fully_shard,
+)
 
 from dualforce_core.errors import UserError
 
@@ -36,9 +42,10 @@ class DistInfo:
         return self.rank == 0
 
 
-def init_distributed(device: str = "auto") -> DistInfo:
+def init_distributed(device: str = "auto", single_rank_group: bool = False) -> DistInfo:
     """Join the process group torchrun / accelerate describe in the environment (NCCL on GPU, gloo on
-    CPU); a plain single process gets no group at all."""
+    CPU); a plain single process gets no group, unless `single_rank_group` (FSDP2's CPU offload needs
+    a mesh, even of one rank)."""
     use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
     if use_cuda and not torch.cuda.is_available():
         raise UserError("train.device=cuda but no CUDA device is visible; use train.device=cpu")
@@ -47,10 +54,13 @@ def init_distributed(device: str = "auto") -> DistInfo:
     if use_cuda:
         torch.cuda.set_device(local_rank)
     dev = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    backend = "nccl" if use_cuda else "gloo"
     if world_size == 1 and not dist.is_initialized():
-        return DistInfo(0, 1, 0, dev, None)
+        if not single_rank_group:
+            return DistInfo(0, 1, 0, dev, None)
+        dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(minutes=10))
+        dist.init_process_group(backend, timeout=timedelta(minutes=10))
     world_size = dist.get_world_size()
     mesh = init_device_mesh(dev.type, (world_size,))
     return DistInfo(dist.get_rank(), world_size, local_rank, dev, mesh)
@@ -82,16 +92,23 @@ def apply_compile(blocks: list[nn.Module]) -> None:
         block.compile()
 
 
-def apply_fsdp(model: nn.Module, blocks: list[nn.Module], mesh: DeviceMesh, mixed_precision: bool) -> None:
-    """One FSDP2 unit per block, then the root; bf16 compute with fp32 parameters and reductions."""
+def apply_fsdp(
+    model: nn.Module, blocks: list[nn.Module], mesh: DeviceMesh, mixed_precision: bool, cpu_offload: bool
+) -> None:
+    """One FSDP2 unit per block, then the root; bf16 compute with fp32 parameters and reductions.
+
+    `cpu_offload`: shards, gradients and so the optimiser state stay on the CPU, each block's weights
+    are copied to the device only for its forward and backward; the optimiser steps on the CPU.
+    """
     policy = (
         MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
         if mixed_precision
         else MixedPrecisionPolicy()
     )
+    offload = CPUOffloadPolicy(pin_memory=mesh.device_type == "cuda") if cpu_offload else OffloadPolicy()
     for block in blocks:
-        fully_shard(block, mesh=mesh, mp_policy=policy)
-    fully_shard(model, mesh=mesh, mp_policy=policy)
+        fully_shard(block, mesh=mesh, mp_policy=policy, offload_policy=offload)
+    fully_shard(model, mesh=mesh, mp_policy=policy, offload_policy=offload)
 
 
 def parallelize(
@@ -100,6 +117,7 @@ def parallelize(
     activation_checkpointing: bool,
     compile_blocks: bool,
     mixed_precision: bool,
+    cpu_offload: bool = False,
 ) -> nn.Module:
     """Move to the device and apply AC, compile and FSDP2 (the last only with a process group)."""
     model.to(dist_info.device)
@@ -109,7 +127,8 @@ def parallelize(
     if compile_blocks:
         apply_compile(blocks)
     if dist_info.mesh is not None:
-        apply_fsdp(model, blocks, dist_info.mesh, mixed_precision and dist_info.device.type == "cuda")
+        bf16 = mixed_precision and dist_info.device.type == "cuda"
+        apply_fsdp(model, blocks, dist_info.mesh, bf16, cpu_offload)
     return model
 
 

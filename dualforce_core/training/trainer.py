@@ -6,6 +6,10 @@ structure) for classifier-free guidance, and regressing velocities plus the lip-
 auxiliaries; then an FSDP-aware grad-norm clip, AdamW, the LR schedule and the EMA update. Every random
 draw comes from one generator per rank that checkpoints save, so a killed and resumed run reproduces the
 uninterrupted run's losses exactly (CPU, fp32).
+
+With `lora.enabled` the model is a trained base (`--base-checkpoint`) with frozen weights and peft LoRA
+adapters; only the adapters and the loss heads train, and the run exports `RUN_DIR/lora/` instead of an
+EMA model (docs/lora.md).
 """
 
 from __future__ import annotations
@@ -34,10 +38,13 @@ from dualforce_core.schedulers.sigma_sampler import SigmaSampler
 from dualforce_core.training.checkpoint import META_FILE, CheckpointManager, Progress, TrainState
 from dualforce_core.training.ema import EMA
 from dualforce_core.training.lr_schedule import build_lr_scheduler
+from dualforce_core.training.optimizer import build_optimizer
 from dualforce_core.training.parallelize import init_distributed, parallelize, set_gradient_sync
 from dualforce_core.training.tracking import RunLogger
 
 FINAL_DIR = "final"
+LORA_ARTIFACTS = "lora"
+TRAINING_RECORD = "training.json"
 
 
 @dataclass(frozen=True)
@@ -46,11 +53,12 @@ class TrainResult:
     step: int
     last_loss: float | None
     checkpoint: Path | None
-    final_dir: Path | None
+    final_dir: Path | None  # the EMA model of a full run; None for a LoRA run
     lance_versions: dict[str, int]
     mlflow_run_id: str | None
     registered_version: int | None
     is_main: bool
+    lora_dir: Path | None = None  # the adapter a LoRA run exports
 
 
 def lip_tokens(config: ModelConfig) -> list[int]:
@@ -81,11 +89,13 @@ def forward_loss(
     generator: torch.Generator,
     config: DualForceConfig,
     autocast: bool = False,
+    device: torch.device | None = None,
 ) -> tuple[LossOutput, int]:
     """The training objective of one batch (`video`, `struct`, `audio`, optional `flame`/`flame_mask`),
-    and the number of tokens it fed the model. Every random draw comes from `generator` (CPU)."""
+    and the number of tokens it fed the model. Every random draw comes from `generator` (CPU).
+    `device`: where to compute (default: the parameters'; CPU-offloaded parameters are not there)."""
     cfg, mc, g = config.train, config.model, generator
-    dev = next(model.parameters()).device
+    dev = device if device is not None else next(model.parameters()).device
     video = batch["video"].to(dev)
     struct = batch["struct"].to(dev)
     audio = batch["audio"].to(dev)
@@ -130,6 +140,46 @@ def forward_loss(
     return loss, tokens
 
 
+def check_lora_args(config: DualForceConfig, base_checkpoint: str | Path | None) -> None:
+    """A LoRA run needs the base it fine-tunes; a full run must not be given one (it would be ignored)."""
+    if config.lora.enabled and base_checkpoint is None:
+        raise UserError(
+            "lora.enabled=true fine-tunes adapters on a trained model: pass --base-checkpoint DIR "
+            "(a saved DualForce model, e.g. RUN_DIR/final of a full run)"
+        )
+    if base_checkpoint is not None and not config.lora.enabled:
+        raise UserError(
+            "--base-checkpoint is only for LoRA runs: use a config with lora.enabled=true "
+            "(configs/train/lora_tiny.yaml, configs/train/lora_base.yaml)"
+        )
+
+
+def build_model(config: DualForceConfig, base_checkpoint: str | Path | None) -> DualForceModel:
+    """A fresh model (full run) or the frozen base with fresh LoRA adapters, identical on every rank."""
+    torch.manual_seed(config.train.seed)
+    if base_checkpoint is None:
+        return DualForceModel(config.model)
+    # peft loads only for LoRA runs: a full run should not pay for importing it.
+    from dualforce_core.lora.adapter import prepare_lora_training
+    from dualforce_core.lora.files import load_base
+
+    model = load_base(base_checkpoint, config.model)
+    torch.manual_seed(config.train.seed)  # the adapters' initialisation
+    model, _ = prepare_lora_training(model, config.lora)
+    return model
+
+
+def check_resume_lora(meta: dict[str, Any], config: DualForceConfig, path: Path) -> None:
+    """A checkpoint resumes only into the same adapter layout (its state has those layers' tensors)."""
+    saved = meta.get("config", {}).get("lora", {"enabled": False})
+    ours = config.lora.model_dump(mode="json")
+    if (saved["enabled"] or ours["enabled"]) and saved != ours:
+        raise UserError(
+            f"checkpoint {path} was written with lora={saved}, this run has lora={ours}: resume with the "
+            "same lora section or start a new run dir"
+        )
+
+
 def build_loss(config: DualForceConfig, token_dim: int, has_flame: bool) -> DualForceLoss:
     """The objective with the configured weights; FLAME off when the data has no FLAME rows."""
     mc, weights = config.model, config.train.loss_weights
@@ -154,10 +204,13 @@ class Trainer:
         dataset: str,
         run_dir: str | Path | None = None,
         resume: str | None = None,
+        base_checkpoint: str | Path | None = None,
     ) -> None:
+        check_lora_args(config, base_checkpoint)
         self.config = config
+        self.base_checkpoint = Path(base_checkpoint) if base_checkpoint is not None else None
         cfg = config.train
-        self.dist = init_distributed(cfg.device)
+        self.dist = init_distributed(cfg.device, single_rank_group=cfg.optimizer_cpu_offload)
         self.device = self.dist.device
         self.run_dir = Path(run_dir) if run_dir else paths.runs_dir() / cfg.name
         self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", cfg.keep_last)
@@ -165,6 +218,7 @@ class Trainer:
         pinned = None
         if self.resume_from is not None:
             meta = json.loads((self.resume_from / META_FILE).read_text())
+            check_resume_lora(meta, config, self.resume_from)
             pinned = meta["progress"]["lance_versions"]
 
         self.dataset = TrainingDataset(dataset, config.model, pinned)
@@ -175,26 +229,23 @@ class Trainer:
         if cfg.loss_weights.flame > 0 and not self.dataset.has_flame:
             self.notes.append(f"dataset {dataset!r} has no flame_params rows: FLAME loss off")
 
-        torch.manual_seed(cfg.seed)  # identical initial weights on every rank before sharding
-        self.model = DualForceModel(config.model)
+        self.model = build_model(config, self.base_checkpoint)  # before sharding: LoRA layers included
         self.loss_fn = build_loss(config, self.model.projector.token_dim, self.dataset.has_flame)
-        bf16 = cfg.mixed_precision == "bf16"
-        parallelize(self.model, self.dist, cfg.activation_checkpointing, cfg.compile, bf16)
-        parallelize(self.loss_fn, self.dist, False, False, bf16)
+        bf16, offload = cfg.mixed_precision == "bf16", cfg.optimizer_cpu_offload
+        parallelize(self.model, self.dist, cfg.activation_checkpointing, cfg.compile, bf16, offload)
+        parallelize(self.loss_fn, self.dist, False, False, bf16, offload)
         # Single-process GPU runs have no FSDP mixed-precision policy: autocast instead.
         self.autocast = bf16 and self.dist.mesh is None and self.device.type == "cuda"
         self.modules = nn.ModuleDict({"model": self.model, "loss": self.loss_fn})
-        self.optimizer = torch.optim.AdamW(
-            self.modules.parameters(),
-            lr=cfg.lr,
-            betas=cfg.betas,
-            weight_decay=cfg.weight_decay,
-            fused=self.device.type == "cuda",
-        )
+        # After sharding (fully_shard replaces parameter objects): everything of a full run; the
+        # adapters and the loss heads of a LoRA run.
+        named = [(n, p) for n, p in self.modules.named_parameters() if p.requires_grad]
+        self.trainable = [p for _, p in named]
+        self.optimizer = build_optimizer(self.trainable, cfg, self.device)
         self.lr_scheduler = build_lr_scheduler(
             self.optimizer, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio
         )
-        self.ema = EMA(self.modules.named_parameters(), cfg.ema_decay)
+        self.ema = EMA(named, cfg.ema_decay)
         self.state = TrainState(self.modules, self.optimizer, self.ema, self.lr_scheduler)
         self.sigma_sampler = SigmaSampler(config.diffusion)
         self.generator = torch.Generator().manual_seed(cfg.seed + 7919 * self.dist.rank)
@@ -221,7 +272,7 @@ class Trainer:
     # ------------------------------------------------------------------------------------------- step
 
     def _clip_gradients(self) -> float:
-        norm = torch.nn.utils.clip_grad_norm_(self.modules.parameters(), self.config.train.clip_grad)
+        norm = torch.nn.utils.clip_grad_norm_(self.trainable, self.config.train.clip_grad)
         full = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
         return float(full)
 
@@ -250,6 +301,7 @@ class Trainer:
                 self.generator,
                 self.config,
                 self.autocast,
+                self.device,
             )
             (loss.total / cfg.grad_accum).backward()
             for key, value in loss.components.items():
@@ -259,7 +311,7 @@ class Trainer:
         self.optimizer.step()
         self.lr_scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self.ema.update(self.modules.parameters())
+        self.ema.update(self.trainable)
         self.progress.step += 1
         losses = self._mean_over_ranks(totals)
         seconds = time.perf_counter() - start
@@ -280,6 +332,7 @@ class Trainer:
             "world_size": self.dist.world_size,
             "model_config": self.config.model.model_dump(mode="json"),
             "config": self.config.model_dump(mode="json"),
+            "base_checkpoint": str(self.base_checkpoint.resolve()) if self.base_checkpoint else None,
         }
         path = self.checkpoints.save(self.progress, self.state, self.generator, meta)
         self.logger.set_tags({"checkpoint": path})
@@ -297,22 +350,50 @@ class Trainer:
                 raise RuntimeError(f"EMA lacks parameters {sorted(missing)[:5]}")
             model.load_state_dict(state, strict=False)
             model.save_pretrained(out)
-            info = {
-                "weights": "EMA",
-                "step": self.progress.step,
-                "dataset": self.dataset.dataset,
-                "lance_versions": self.progress.lance_versions,
-            }
-            (out / "training.json").write_text(json.dumps(info, indent=1) + "\n")
+            info = self._training_record("EMA")
+            (out / TRAINING_RECORD).write_text(json.dumps(info, indent=1) + "\n")
         if dist.is_initialized():
             dist.barrier()
         return out
+
+    def _training_record(self, weights: str) -> dict[str, Any]:
+        return {
+            "weights": weights,
+            "step": self.progress.step,
+            "dataset": self.dataset.dataset,
+            "lance_versions": self.progress.lance_versions,
+        }
+
+    def export_lora(self, base_checkpoint: Path) -> Path:
+        """The trained adapter (not its EMA: a short fine-tune's EMA still sits near the initial,
+        zero update) to RUN_DIR/lora/ in PEFT's layout (collective; rank 0 writes)."""
+        from dualforce_core.lora.files import save_lora
+
+        out = save_lora(self.model, self.run_dir, base_checkpoint)
+        if self.dist.is_main:
+            record = self._training_record("trained adapter (not EMA)")
+            (out / TRAINING_RECORD).write_text(json.dumps(record, indent=1) + "\n")
+        if dist.is_initialized():
+            dist.barrier()
+        return out
+
+    def lora_params(self, base_checkpoint: Path) -> dict[str, Any]:
+        """What MLflow records of a LoRA run beyond the config: the base, the adapter's size."""
+        from dualforce_core.lora.adapter import adapter_num_bytes, trainable_parameter_count
+
+        return {
+            "lora.base_checkpoint": str(base_checkpoint.resolve()),
+            "lora.trainable_parameters": trainable_parameter_count(self.model),
+            "lora.adapter_bytes": adapter_num_bytes(self.model),
+        }
 
     def fit(self) -> TrainResult:
         cfg = self.config.train
         flat = flatten(self.config)
         flat.update({f"lance.{k}_version": v for k, v in self.progress.lance_versions.items()})
         flat.update({"data.dataset": self.dataset.dataset, "world_size": self.dist.world_size})
+        if self.base_checkpoint is not None:
+            flat.update(self.lora_params(self.base_checkpoint))
         self.logger.log_params(flat)
         self.logger.set_tags({"run_dir": self.run_dir, "notes": "; ".join(self.notes) or "-"})
         for note in self.notes:
@@ -337,22 +418,27 @@ class Trainer:
                 saved = self.save_checkpoint()
         if saved is None or saved.name != f"step-{self.progress.step}":
             saved = self.save_checkpoint()
-        final = self.export_ema()
+        is_lora = self.base_checkpoint is not None
+        exported = self.export_lora(self.base_checkpoint) if self.base_checkpoint else self.export_ema()
+        artifacts = LORA_ARTIFACTS if is_lora else FINAL_DIR
+        # The adapter is its own registered model: it is not a model without its base.
+        registry_name = cfg.registered_model and cfg.registered_model + ("-lora" if is_lora else "")
         registered = None
         if self.dist.is_main:
-            self.logger.log_artifacts(final, FINAL_DIR)
-            if cfg.registered_model:
-                registered = self.logger.register_model(FINAL_DIR, cfg.registered_model)
+            self.logger.log_artifacts(exported, artifacts)
+            if registry_name:
+                registered = self.logger.register_model(artifacts, registry_name)
         return TrainResult(
             run_dir=self.run_dir,
             step=self.progress.step,
             last_loss=last_loss,
             checkpoint=saved,
-            final_dir=final,
+            final_dir=None if is_lora else exported,
             lance_versions=dict(self.progress.lance_versions),
             mlflow_run_id=self.logger.run_id,
             registered_version=registered,
             is_main=self.dist.is_main,
+            lora_dir=exported if is_lora else None,
         )
 
     def close(self) -> None:
@@ -362,10 +448,15 @@ class Trainer:
 
 
 def train(
-    config: DualForceConfig, dataset: str, run_dir: str | Path | None = None, resume: str | None = None
+    config: DualForceConfig,
+    dataset: str,
+    run_dir: str | Path | None = None,
+    resume: str | None = None,
+    base_checkpoint: str | Path | None = None,
 ) -> TrainResult:
-    """Build a `Trainer`, train to `train.max_steps`, export the EMA model; always releases the group."""
-    trainer = Trainer(config, dataset, run_dir, resume)
+    """Build a `Trainer`, train to `train.max_steps`, export the EMA model (a LoRA run: the adapter);
+    always releases the group."""
+    trainer = Trainer(config, dataset, run_dir, resume, base_checkpoint)
     try:
         return trainer.fit()
     finally:
