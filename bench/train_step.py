@@ -5,6 +5,7 @@ random data, through the trainer's own code; prints a markdown row with tokens/s
     python bench/train_step.py --preset small --latent-frames 7 --resolution 128
     python bench/train_step.py --preset base --device cuda --resolution 512 --latent-frames 21 \\
         --activation-checkpointing on --compile on --attention-backend flex
+    python bench/train_step.py --preset base --device cuda --resolution 512 --lora   # LoRA vs full memory
 
 FLOPs per step are counted, not estimated: `torch.utils.flop_counter.FlopCounterMode` over one eager
 forward + backward of model and losses (matmuls, convolutions and attention kernels, the way they are
@@ -20,6 +21,7 @@ is left out). tokens = batch · latent frames · (latent H/2 · latent W/2 + str
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import time
 from typing import Any
@@ -29,6 +31,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dualforce_core.config import load_config
 from dualforce_core.errors import UserError
+from dualforce_core.lora.adapter import prepare_lora_training, trainable_parameters
+from dualforce_core.lora.config import LoraConfig
 from dualforce_core.models import DualForceModel
 from dualforce_core.schedulers.sigma_sampler import SigmaSampler
 from dualforce_core.training.ema import EMA
@@ -37,9 +41,9 @@ from dualforce_core.training.trainer import build_loss, forward_loss
 
 H100_BF16_TFLOPS = 989.0
 HEADER = (
-    "| preset | device | dtype | batch | latent frames | resolution | AC | compile | attention | tokens "
-    "| step (s) | tokens/s | GFLOP/step | TFLOP/s | MFU |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| preset | mode | device | dtype | batch | latent frames | resolution | AC | compile | attention | tokens "
+    "| step (s) | tokens/s | GFLOP/step | TFLOP/s | MFU | peak memory (GiB) |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -66,6 +70,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU")
     parser.add_argument("--threads", type=int, default=0, help="CPU intra-op threads (0: torch's default)")
     parser.add_argument("--header", action="store_true", help="print the markdown header first")
+    parser.add_argument(
+        "--lora", action="store_true", help="LoRA fine-tuning (frozen base, adapters only) instead of full"
+    )
+    parser.add_argument("--lora-rank", type=int, default=16)
     return parser.parse_args(argv)
 
 
@@ -93,6 +101,10 @@ def run(args: argparse.Namespace) -> str:
     device = torch.device(args.device)
     torch.manual_seed(0)
     model = DualForceModel(config.model)
+    if args.lora:
+        prepare_lora_training(
+            model, LoraConfig(enabled=True, rank=args.lora_rank, alpha=float(args.lora_rank))
+        )
     loss_fn = build_loss(config, model.projector.token_dim, has_flame=False)
     batch = _batch(model, args)
     sampler, generator = SigmaSampler(config.diffusion), torch.Generator().manual_seed(0)
@@ -108,9 +120,10 @@ def run(args: argparse.Namespace) -> str:
 
     single = DistInfo(0, 1, 0, device, None)
     parallelize(model, single, config.train.activation_checkpointing, config.train.compile, bf16)
-    params = [*model.parameters(), *loss_fn.parameters()]
+    params = [*trainable_parameters(model), *loss_fn.parameters()]
     optimizer = torch.optim.AdamW(params, lr=1e-4, fused=device.type == "cuda")
-    ema = EMA([*model.named_parameters(), *loss_fn.named_parameters()], 0.999)
+    named = [(n, p) for n, p in [*model.named_parameters(), *loss_fn.named_parameters()] if p.requires_grad]
+    ema = EMA(named, 0.999)
 
     def step() -> int:
         loss, tokens = forward_loss(model, loss_fn, batch, sampler, generator, config, bf16)
@@ -125,6 +138,8 @@ def run(args: argparse.Namespace) -> str:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     for _ in range(2):
         step()
     sync()
@@ -137,10 +152,17 @@ def run(args: argparse.Namespace) -> str:
     peak = args.peak_tflops or (H100_BF16_TFLOPS if device.type == "cuda" else None)
     mfu = f"{100 * achieved / peak:.1f} %" if peak else "n/a"
     return (
-        f"| {args.preset} | {args.device} | {'bf16' if bf16 else 'fp32'} | {args.batch} | {args.latent_frames} "
+        f"| {args.preset} | {'lora r' + str(args.lora_rank) if args.lora else 'full'} | {args.device} | {'bf16' if bf16 else 'fp32'} | {args.batch} | {args.latent_frames} "
         f"| {args.resolution} | {args.activation_checkpointing} | {args.compile} | {args.attention_backend} "
-        f"| {tokens} | {seconds:.3f} | {tokens / seconds:.0f} | {flops / 1e9:.2f} | {achieved:.4f} | {mfu} |"
+        f"| {tokens} | {seconds:.3f} | {tokens / seconds:.0f} | {flops / 1e9:.2f} | {achieved:.4f} | {mfu} | {_peak_memory_gib(device):.2f} |"
     )
+
+
+def _peak_memory_gib(device: torch.device) -> float:
+    """CUDA: peak allocated by torch since the warm-up began. CPU: the process's peak RSS (all of it)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def main(argv: list[str] | None = None) -> int:
