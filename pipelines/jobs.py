@@ -20,4 +20,10 @@ eval_job = dg.define_asset_job(
     description="score the latest checkpoint of a dataset on its held-out clips",
 )
 
-ALL_JOBS = [data_job, train_job, eval_job]
+lora_job = dg.define_asset_job(
+    "lora_job",
+    selection=dg.AssetSelection.groups("lora"),
+    description="fine-tune a LoRA adapter on a dataset over a base checkpoint (run config: base_checkpoint)",
+)
+
+ALL_JOBS = [data_job, train_job, eval_job, lora_job]

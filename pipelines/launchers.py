@@ -11,11 +11,19 @@ from pathlib import Path
 
 
 def train_command(
-    dataset: str, run_dir: Path, config_path: str | None, overrides: list[str], nproc: int
+    dataset: str,
+    run_dir: Path,
+    config_path: str | None,
+    overrides: list[str],
+    nproc: int,
+    base_checkpoint: Path | None = None,
 ) -> list[str]:
+    """`base_checkpoint` makes it a LoRA run: adapters trained on that frozen model."""
     entry = ["-m", "pipelines.train_entry", "--dataset", dataset, "--run-dir", str(run_dir)]
     if config_path:
         entry += ["--config", config_path]
+    if base_checkpoint is not None:
+        entry += ["--base-checkpoint", str(base_checkpoint)]
     entry += overrides
     if nproc > 1:
         launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]

@@ -18,6 +18,16 @@ from dualforce_core.config import DualForceConfig, load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_ENV = "DUALFORCE_CONFIG"
+# Every variable the code location reads: deployments (docker/, docker/k8s/) forward exactly these to runs.
+FORWARDED_ENV = (
+    paths.HOME_ENV,
+    paths.WEIGHTS_ENV,
+    CONFIG_ENV,
+    "DUALFORCE_MAX_REJECT_RATE",
+    "DUALFORCE_DEVICE",
+    "DUALFORCE_NPROC",
+    "MLFLOW_TRACKING_URI",
+)
 
 
 class DualForceSettings(dg.ConfigurableResource):

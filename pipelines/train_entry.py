@@ -1,6 +1,7 @@
-"""The process Dagster Pipes launches for `dualforce_checkpoint`: train, then report back from rank 0.
+"""The process Dagster Pipes launches for `dualforce_checkpoint` and `lora_adapter`: train, then report
+back from rank 0.
 
-Same arguments as `dualforce train`. Only rank 0 opens the Pipes channel (every rank reporting would
+Same arguments as `dualforce train` (`--base-checkpoint DIR` makes it a LoRA run). Only rank 0 opens the Pipes channel (every rank reporting would
 duplicate the materialisation); other ranks just train.
 """
 
@@ -11,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from dagster_pipes import PipesContext, open_dagster_pipes
@@ -27,13 +29,34 @@ def _last_metrics(result: TrainResult) -> dict[str, float]:
     return {k: v for k, v in json.loads(lines[-1]).items() if k != "step"} if lines else {}
 
 
+def _path(path: Path | str) -> dict[str, str]:
+    return {"raw_value": str(path), "type": "path"}
+
+
+def _outputs(result: TrainResult) -> dict[str, Any]:
+    """What the run exported: the EMA model of a full run, or the adapter of a LoRA run (its size, its base)."""
+    if result.lora_dir is None:
+        return {"final_model": _path(str(result.final_dir))}
+    from dualforce_core.lora.files import read_adapter_info  # peft is slow to import: LoRA runs only
+
+    info = read_adapter_info(result.lora_dir)
+    return {
+        "adapter_dir": _path(result.lora_dir),
+        "adapter_bytes": info.size_bytes,
+        "trainable_parameters": info.parameters,
+        "lora_rank": info.rank,
+        "lora_groups": ",".join(info.groups),
+        "base_checkpoint": _path(info.base_checkpoint) if info.base_checkpoint else None,
+    }
+
+
 def _report(pipes: PipesContext, result: TrainResult) -> None:
     metadata: dict[str, Any] = {
         "step": result.step,
         "last_loss": result.last_loss,
-        "checkpoint": {"raw_value": str(result.checkpoint), "type": "path"},
-        "final_model": {"raw_value": str(result.final_dir), "type": "path"},
-        "run_dir": {"raw_value": str(result.run_dir), "type": "path"},
+        "checkpoint": _path(str(result.checkpoint)),
+        **_outputs(result),
+        "run_dir": _path(result.run_dir),
         "mlflow_run_id": result.mlflow_run_id or "",
         "registered_version": result.registered_version,
         "lance_versions": {"raw_value": result.lance_versions, "type": "json"},
@@ -52,15 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--base-checkpoint", help="a LoRA run: the frozen base model's directory")
     add_config_args(parser)
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
         if int(os.environ.get("RANK", "0")) != 0:
-            train(config, args.dataset, args.run_dir, "auto")
+            train(config, args.dataset, args.run_dir, "auto", args.base_checkpoint)
             return 0
         with open_dagster_pipes() as pipes:
-            result = train(config, args.dataset, args.run_dir, "auto")
+            result = train(config, args.dataset, args.run_dir, "auto", args.base_checkpoint)
             _report(pipes, result)
     except UserError as err:
         print(f"train_entry: error: {err}", file=sys.stderr)
