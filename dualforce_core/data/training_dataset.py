@@ -1,8 +1,9 @@
 """The training set: one dataset's clips joined across the feature tables, as the model's forward tensors.
 
 Joining happens once, at construction, over the small key and shape columns only: a clip is used when it
-is in every required table (`video_latents`, `struct_features`, `audio_features`); `flame_params` is
-optional. Each table is pinned to the version it had then (or the versions a checkpoint recorded), and an
+is in every required table (`video_latents`, `struct_features`, `audio_features`) and, when `clip_ids` is
+given, in that allow-list (the trainer's identity split); `flame_params` is optional. Each table is
+pinned to the version it had then (or the versions a checkpoint recorded), and an
 item is fetched by row position (`take`), never by a filter scan. Lance handles are opened lazily in the
 process that reads (DataLoader workers are spawned: Lance is not fork-safe). Batches come from
 `ShapeBucketBatchSampler`: equal shapes only, sharded by rank, padded so every rank gets the same number
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,15 @@ class TrainingDataset(Dataset[dict[str, Any]]):
     packed, `audio` [T_a, L, D_a] f32, `flame` [F, 53] f32 (only for clips that have it), `clip_id`."""
 
     def __init__(
-        self, dataset: str, model_config: ModelConfig, versions: Mapping[str, int] | None = None
+        self,
+        dataset: str,
+        model_config: ModelConfig,
+        versions: Mapping[str, int] | None = None,
+        clip_ids: Iterable[str] | None = None,
+        split: str = "all",
     ) -> None:
         self.dataset = dataset
+        self.split = split
         self.projector = StructTokenProjector.from_config(model_config)
         self.versions: dict[str, int] = {}
         positions: dict[str, dict[str, int]] = {}
@@ -111,6 +118,14 @@ class TrainingDataset(Dataset[dict[str, Any]]):
             positions[name] = {rows["clip_id"][pos]: pos for pos in mine}
             shapes[name] = {rows["clip_id"][pos]: tuple(rows["shape"][pos]) for pos in mine}
         common = set.intersection(*(set(positions[name]) for name in REQUIRED_TABLES))
+        if clip_ids is not None:
+            joined = len(common)
+            common &= set(clip_ids)
+            if not common:
+                raise UserError(
+                    f"split {split!r} of dataset {dataset!r} has none of its {joined} clips with features: "
+                    "extract features for the split's clips, or train on every clip with train.split=all"
+                )
         self.items = [
             ClipIndex(
                 clip_id=clip_id,

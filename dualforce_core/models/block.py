@@ -176,4 +176,6 @@ class DiTBlock(nn.Module):
         x = x + h
 
         h = (per_frame(self.norm2(x)) * (1 + scale2) + shift2).flatten(1, 2).type_as(x)
-        return (per_frame(x) + per_frame(self.ffn(h)) * gate2).flatten(1, 2).type_as(x)
+        # The residual add comes last, on flat tokens, so the output is a fresh tensor, not a view: FSDP2's
+        # pre-backward hook on a view output is lost by a later in-place op. Same values as per frame.
+        return (x.float() + (per_frame(self.ffn(h)) * gate2).flatten(1, 2)).type_as(x)

@@ -251,7 +251,9 @@ class DualForceModel(nn.Module):
             x_s = self.struct.blocks[j](x_s, mod_s, s_in)
 
         out_v = self.video.head(x_v, emb_v)
-        out_s = self.struct.head(x_s, emb_s).unflatten(1, (frames, tokens_s))
+        # Fresh tensors, not views, as FSDP2 wants of a wrapped module's outputs (`unpatchify`'s reshape
+        # of a permuted tensor already copies); the struct head's output is small, so the copy is cheap.
+        out_s = self.struct.head(x_s, emb_s).unflatten(1, (frames, tokens_s)).clone()
         return DualForceOutput(video=self.unpatchify(out_v, frames, h, w), struct=out_s)
 
     def unpatchify(self, x: Tensor, frames: int, h: int, w: int) -> Tensor:

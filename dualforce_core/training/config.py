@@ -55,3 +55,9 @@ class TrainConfig(ConfigModel):
     )
     experiment: str = "dualforce-train"
     registered_model: str | None = Field("dualforce", description="model registry name for the final export")
+    split: Literal["train", "all"] = Field(
+        "train",
+        description="train: only the identity split's train clips (eval.identity, eval.test_fraction), so "
+        "evaluation's held-out people are never trained on; all: every clip. A dataset with one identity, "
+        "or feature tables without ingested `clips` rows, has nothing to hold out: it trains on all clips",
+    )

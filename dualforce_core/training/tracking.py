@@ -45,6 +45,9 @@ class RunLogger:
         if not run_id and saved.is_file():
             run_id = saved.read_text().strip()
         if run_id:
+            # The run's own experiment becomes the active one: a long-lived process (Dagster) may have
+            # set another, and MLflow refuses to resume a run outside the active experiment.
+            mlflow.set_experiment(experiment_id=mlflow.MlflowClient().get_run(run_id).info.experiment_id)
             active = mlflow.start_run(run_id=run_id)
         else:
             if mlflow.get_experiment_by_name(experiment) is None:

@@ -10,6 +10,10 @@ uninterrupted run's losses exactly (CPU, fp32).
 With `lora.enabled` the model is a trained base (`--base-checkpoint`) with frozen weights and peft LoRA
 adapters; only the adapters and the loss heads train, and the run exports `RUN_DIR/lora/` instead of an
 EMA model (docs/lora.md).
+
+With `train.split=train` (the default) only the identity split's train clips are used, so evaluation's
+held-out people are never trained on. A dataset with a single identity (a LoRA personalisation) or
+feature tables without `clips` rows has no identity to hold out: it trains on all clips and says so.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from torch import Tensor, nn
 
 from dualforce_core import paths
 from dualforce_core.config import DualForceConfig, flatten
+from dualforce_core.data import lance_store
 from dualforce_core.data.training_dataset import TrainingDataset, make_dataloader
 from dualforce_core.errors import UserError
+from dualforce_core.evaluation.split import dataset_clips, select_split
 from dualforce_core.losses import DualForceLoss, LossInputs, LossOutput
 from dualforce_core.models import LIP_KEYPOINTS, DualForceModel, ModelConfig
 from dualforce_core.schedulers.flow_match import STRUCT_FRAME_DIM, VIDEO_FRAME_DIM, add_noise, velocity_target
@@ -140,6 +146,27 @@ def forward_loss(
     return loss, tokens
 
 
+def training_clips(config: DualForceConfig, dataset: str) -> tuple[str, list[str] | None, str | None]:
+    """(split used, clip ids to train on or None for all, a note when `train` had to fall back to all)."""
+    if config.train.split == "all":
+        return "all", None, None
+    if dataset not in lance_store.existing_ids("clips", "dataset"):
+        return (
+            "all",
+            None,
+            f"dataset {dataset!r} has no ingested clips rows (no identities): training on all clips",
+        )
+    clips = dataset_clips(dataset, config.eval)
+    if len({clip.identity for clip in clips}) < 2:
+        return (
+            "all",
+            None,
+            f"dataset {dataset!r} has one identity, nothing to hold out: training on all clips",
+        )
+    train = select_split(clips, "train", config.eval.test_fraction)
+    return "train", [clip.clip_id for clip in train], None
+
+
 def check_lora_args(config: DualForceConfig, base_checkpoint: str | Path | None) -> None:
     """A LoRA run needs the base it fine-tunes; a full run must not be given one (it would be ignored)."""
     if config.lora.enabled and base_checkpoint is None:
@@ -221,11 +248,12 @@ class Trainer:
             check_resume_lora(meta, config, self.resume_from)
             pinned = meta["progress"]["lance_versions"]
 
-        self.dataset = TrainingDataset(dataset, config.model, pinned)
+        split, clip_ids, split_note = training_clips(config, dataset)
+        self.dataset = TrainingDataset(dataset, config.model, pinned, clip_ids, split)
         self.loader = make_dataloader(
             self.dataset, cfg.batch_size, self.dist.rank, self.dist.world_size, cfg.seed, cfg.num_workers
         )
-        self.notes: list[str] = []
+        self.notes: list[str] = [split_note] if split_note else []
         if cfg.loss_weights.flame > 0 and not self.dataset.has_flame:
             self.notes.append(f"dataset {dataset!r} has no flame_params rows: FLAME loss off")
 
@@ -329,6 +357,8 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         meta = {
             "dataset": self.dataset.dataset,
+            "split": self.dataset.split,
+            "split_clips": len(self.dataset),
             "world_size": self.dist.world_size,
             "model_config": self.config.model.model_dump(mode="json"),
             "config": self.config.model_dump(mode="json"),
@@ -392,6 +422,7 @@ class Trainer:
         flat = flatten(self.config)
         flat.update({f"lance.{k}_version": v for k, v in self.progress.lance_versions.items()})
         flat.update({"data.dataset": self.dataset.dataset, "world_size": self.dist.world_size})
+        flat.update({"data.split": self.dataset.split, "data.split_clips": len(self.dataset)})
         if self.base_checkpoint is not None:
             flat.update(self.lora_params(self.base_checkpoint))
         self.logger.log_params(flat)

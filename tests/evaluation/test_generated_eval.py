@@ -11,7 +11,6 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from conftest import DATA_OVERRIDES, DATASET
 
 from dualforce_core import paths
 from dualforce_core.cli.main import main
@@ -24,6 +23,7 @@ from dualforce_core.evaluation.generation import generate_clip, still_generator
 from dualforce_core.evaluation.split import assign_splits
 from dualforce_core.models import DualForceModel
 from dualforce_core.sample_data import generate_dataset
+from tests.evaluation.conftest import DATA_OVERRIDES, DATASET
 
 
 def test_tiny_random_checkpoint_end_to_end_gives_finite_metrics(

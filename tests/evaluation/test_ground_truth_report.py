@@ -12,12 +12,12 @@ import av
 import mlflow
 import numpy as np
 import pytest
-from conftest import DATA_OVERRIDES, DATASET, METRIC_WEIGHTS
 
 from dualforce_core import paths
 from dualforce_core.cli.main import main
 from dualforce_core.config import load_config
 from dualforce_core.evaluation.split import split_clips
+from tests.evaluation.conftest import DATA_OVERRIDES, DATASET, METRIC_WEIGHTS
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import DATASET
 
 from dualforce_core.config import DualForceConfig
 from dualforce_core.errors import UserError
 from dualforce_core.evaluation.config import EvalConfig
 from dualforce_core.evaluation.split import assign_splits, clip_identity, dataset_clips, split_clips
+from tests.evaluation.conftest import DATASET
 
 
 def test_assignment_is_a_function_of_the_identity_alone() -> None:
