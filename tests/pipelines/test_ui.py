@@ -39,7 +39,7 @@ def _children_groups(pid: int) -> set[int]:
 
 
 @pytest.mark.slow
-def test_ui_serves_both_apps_and_stops_every_child(dualforce_home: Path) -> None:
+def test_ui_serves_both_apps_and_stops_every_child(dualforce_home: Path, tmp_path: Path) -> None:
     dagster_port, mlflow_port = _free_port(), _free_port()
     launcher = subprocess.Popen(
         [
@@ -52,7 +52,7 @@ def test_ui_serves_both_apps_and_stops_every_child(dualforce_home: Path) -> None
             str(mlflow_port),
         ],
         cwd=Path(__file__).resolve().parents[2],
-        stdout=subprocess.PIPE,
+        stdout=(tmp_path / "ui.log").open("wb"),  # a file, not a pipe: an undrained pipe blocks the servers
         stderr=subprocess.STDOUT,
     )
     try:
@@ -63,7 +63,7 @@ def test_ui_serves_both_apps_and_stops_every_child(dualforce_home: Path) -> None
         assert len(groups) == 2 and launcher.pid not in groups  # each server in its own group
     finally:
         launcher.send_signal(signal.SIGINT)
-        launcher.wait(timeout=60)
+        launcher.wait(timeout=120)  # each group gets 20 s to stop before SIGKILL
     time.sleep(1.0)
     assert not any(group_alive(g) for g in groups), "a server process group survived Ctrl-C"
     assert (dualforce_home / "dagster" / "dagster.yaml").is_file()
