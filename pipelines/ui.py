@@ -113,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Dagster UI: http://{args.host}:{args.dagster_port}   MLflow UI: http://{args.host}:{args.mlflow_port}"
     )
     print("Ctrl-C stops both.")
+    # Explicit handlers: a launcher started by a process that ignores SIGINT (as Dagster's in-process
+    # execution leaves it) would otherwise inherit SIG_IGN and never stop on Ctrl-C.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         while all(p.poll() is None for p in processes):
