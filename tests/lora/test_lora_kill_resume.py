@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,12 +20,12 @@ from safetensors.torch import load_file
 
 from dualforce_core.config import config_dir, load_config
 from dualforce_core.lora.files import ADAPTER_WEIGHTS, LORA_SUBDIR
-from dualforce_core.training.checkpoint import PAUSE_ENV
 from dualforce_core.training.trainer import train
 from dualforce_core.weights import WeightsRegistry
 from dualforce_core.weights.registry import MissingWeightsError
 from tests.lora.lora_fixtures import trained_like_base
 from tests.training.feature_tables import write_feature_tables
+from tests.training.kill_during_checkpoint import kill_during_checkpoint
 
 LORA_TINY = str(config_dir() / "train" / "lora_tiny.yaml")
 OVERRIDES = ["train.max_steps=6", "train.checkpoint_every=2", "train.mlflow=false"]
@@ -63,20 +62,7 @@ def test_sigkill_then_resume_auto_reproduces_the_lora_run_without_any_pretrained
     train(load_config(LORA_TINY, OVERRIDES), "ds", tmp_path / "straight", base_checkpoint=base_dir)
 
     killed = tmp_path / "killed"
-    victim = subprocess.Popen(
-        _command(killed, base_dir, empty),
-        env={**env, PAUSE_ENV: "4:120"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    half_written = killed / "checkpoints" / "step-4.tmp"
-    deadline = time.monotonic() + 240
-    while not (half_written / "meta.json").is_file():  # shards and meta written, rename pending
-        assert victim.poll() is None, "the run ended before it reached the step-4 checkpoint"
-        assert time.monotonic() < deadline, "the run never reached the step-4 checkpoint"
-        time.sleep(0.2)
-    victim.kill()
-    victim.wait()
+    kill_during_checkpoint(_command(killed, base_dir, empty), env, killed, step=4)
     assert not (killed / "checkpoints" / "step-4").exists() and not (killed / LORA_SUBDIR).exists()
 
     done = subprocess.run(

@@ -6,15 +6,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from dualforce_core.config import config_dir, load_config
-from dualforce_core.training.checkpoint import PAUSE_ENV
 from dualforce_core.training.trainer import train
 from tests.training.feature_tables import write_feature_tables
+from tests.training.kill_during_checkpoint import kill_during_checkpoint
 
 TINY = str(config_dir() / "train" / "tiny.yaml")
 
@@ -62,21 +61,7 @@ def test_sigkill_during_checkpoint_write_then_resume_auto_matches_uninterrupted(
     )
 
     killed = tmp_path / "killed"
-    victim = subprocess.Popen(
-        _command(killed),
-        env={**env, PAUSE_ENV: "4:120"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    half_written = killed / "checkpoints" / "step-4.tmp"
-    deadline = time.monotonic() + 240
-    while not (half_written / "meta.json").is_file():  # shards and meta written, rename pending
-        assert victim.poll() is None, "the run ended before it reached the step-4 checkpoint"
-        assert time.monotonic() < deadline, "the run never reached the step-4 checkpoint"
-        time.sleep(0.2)
-    victim.kill()
-    victim.wait()
-    assert half_written.is_dir() and not (killed / "checkpoints" / "step-4").exists()
+    kill_during_checkpoint(_command(killed), env, killed, step=4)
     assert (killed / "checkpoints" / "step-2" / "meta.json").is_file()
 
     _run(_command(killed, "--resume", "auto"), env)
@@ -84,4 +69,5 @@ def test_sigkill_during_checkpoint_write_then_resume_auto_matches_uninterrupted(
     rows = _losses(killed)
     assert [step for step, _ in rows] == [1, 2, 3, 4, 3, 4, 5, 6]  # resumed from step 2, not the .tmp
     assert all(loss == straight[step] for step, loss in rows)
-    assert not half_written.exists() and (killed / "checkpoints" / "step-6" / "meta.json").is_file()
+    assert not (killed / "checkpoints" / "step-4.tmp").exists()
+    assert (killed / "checkpoints" / "step-6" / "meta.json").is_file()
