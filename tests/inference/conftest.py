@@ -11,20 +11,10 @@ from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
 
 from dualforce_core.models import DualForceModel
 from dualforce_core.weights import init_random
+from tests.models.awake import wake
 
 # Tiny shapes: intra-op threads only add contention on the shared CPU.
 torch.set_num_threads(1)
-
-
-def wake(model: DualForceModel, seed: int = 0) -> DualForceModel:
-    """Random values in every zero-initialised tensor, so audio, bridge and gates actually matter."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            zero = p == 0
-            if zero.any():
-                p.add_(torch.randn(p.shape, generator=g) * 0.1 * zero)
-    return model
 
 
 @pytest.fixture
