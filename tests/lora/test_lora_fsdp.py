@@ -7,8 +7,6 @@ shards, rank 0 writes).
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 import torch
@@ -22,6 +20,7 @@ from dualforce_core.lora.files import ADAPTER_WEIGHTS, save_lora
 from dualforce_core.models import DualForceModel
 from dualforce_core.training.parallelize import init_distributed, parallelize
 from tests.lora.lora_fixtures import LORA, fixed_batch, loss_of, trained_like_base
+from tests.training.gloo_ranks import become_rank, free_port
 
 STEPS = 3
 
@@ -42,14 +41,7 @@ def _train(model: DualForceModel, run_dir: Path, base_dir: Path) -> None:
 
 
 def _rank_main(rank: int, world_size: int, port: int, root: str) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-    )
-    torch.set_num_threads(1)
+    become_rank(rank, world_size, port)
     base_dir = Path(root) / "base"
     model = DualForceModel.from_pretrained(base_dir)
     try:
@@ -61,10 +53,7 @@ def _rank_main(rank: int, world_size: int, port: int, root: str) -> None:
 
 def test_fsdp_lora_matches_one_process(tmp_path: Path) -> None:
     base_dir = trained_like_base().save_pretrained(tmp_path / "base")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    mp.spawn(_rank_main, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_rank_main, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     _train(DualForceModel.from_pretrained(base_dir), tmp_path / "single", base_dir)
 
     sharded = load_file(tmp_path / "fsdp" / "lora" / ADAPTER_WEIGHTS)

@@ -3,39 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 from pathlib import Path
 
 import pytest
-import torch
 import torch.multiprocessing as mp
 from torch.distributed.tensor import DTensor, Shard
 
 from dualforce_core.config import config_dir, load_config
 from dualforce_core.training.trainer import Trainer
 from tests.training.feature_tables import write_feature_tables
+from tests.training.gloo_ranks import become_rank, free_port
 
 TINY = str(config_dir() / "train" / "tiny.yaml")
 OVERRIDES = ["train.max_steps=4", "train.checkpoint_every=2", "train.mlflow=false"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _rank_main(rank: int, world_size: int, port: int, root: str) -> None:
     """Train 4 steps straight, then (same process group) resume a second run from the first's step 2."""
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-    )
-    torch.set_num_threads(1)
+    become_rank(rank, world_size, port)
     config = load_config(TINY, OVERRIDES)
     straight = Trainer(config, "ds", Path(root) / "straight")
     block_param = straight.model.get_parameter("video.blocks.0.ffn.0.weight")
@@ -60,7 +45,7 @@ def _losses(run_dir: Path) -> list[tuple[int, float]]:
 @pytest.mark.slow
 def test_two_rank_fsdp_shards_checkpoints_and_resumes(tmp_path: Path) -> None:
     write_feature_tables("ds", num_clips=6)
-    mp.spawn(_rank_main, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_rank_main, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     step2 = tmp_path / "straight" / "checkpoints" / "step-2"
     assert {p.name for p in step2.iterdir()} >= {"rng-rank0.json", "rng-rank1.json", "meta.json"}
     assert len(list(step2.glob("*.distcp"))) == 2  # one shard file per rank
