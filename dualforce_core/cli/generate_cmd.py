@@ -14,11 +14,12 @@ from safetensors.torch import save_file
 from dualforce_core.cli.common import add_config_args, config_from_args
 from dualforce_core.errors import UserError
 from dualforce_core.features.audio import SAMPLE_RATE
-from dualforce_core.inference.frontend import FPS, load_portrait, load_speech
+from dualforce_core.inference.frontend import FPS, load_portrait, load_speech, portrait_settings
 from dualforce_core.inference.generator import StreamingGenerator
 from dualforce_core.inference.writer import Mp4Writer
 from dualforce_core.models import DualForceModel
 from dualforce_core.models.block import GATE_ROWS, DiTBlock
+from dualforce_core.preprocessing import Preprocessing
 from dualforce_core.weights import WeightsRegistry
 
 FEED_SECONDS = 0.5  # audio is fed to the generator in pieces this long, as a live source would
@@ -77,16 +78,14 @@ def run_generate(args: argparse.Namespace) -> int:
         raise UserError("--lora-scale scales a LoRA adapter: give the adapter with --lora DIR")
     if args.lora is not None and args.preset:
         raise UserError("--lora needs the base it was trained on: use --checkpoint DIR, not --preset")
-    size = inf.size or config.data.size
-    portrait = load_portrait(args.image, size, config.data)
-    speech = load_speech(args.audio, inf.max_audio_s)
-
     warnings = []
+    record = None
     if args.preset:
         torch.manual_seed(inf.seed)
         model = DualForceModel.from_preset(args.preset)
         warnings.append(f"the model is a RANDOMLY INITIALISED '{args.preset}' preset (--preset)")
     else:
+        record = Preprocessing.load(args.checkpoint)  # before the weights: a clear error first
         model = DualForceModel.from_pretrained(args.checkpoint)
         if is_untrained(model):
             warnings.append(
@@ -99,11 +98,18 @@ def run_generate(args: argparse.Namespace) -> int:
         # Merged into plain weights before wrapping: the streaming model sees no adapter layers.
         model = merge_adapter(model, args.lora, scale=scale)
         print(f"note: LoRA adapter {args.lora} merged at scale {scale:g}", file=sys.stderr)
+    size, data = portrait_settings(config, record)
+    portrait = load_portrait(args.image, size, data)
+    speech = load_speech(args.audio, inf.max_audio_s)
     registry = WeightsRegistry.from_config(config.weights)
     stand_ins = [n for n in ("wan_vae", "hubert", "liveportrait_motion") if registry.is_stand_in(n)]
     if stand_ins:
-        warnings.append(f"RANDOM stand-in weights for {', '.join(stand_ins)} (written by init-random)")
-    generator = StreamingGenerator.from_config(config, model.eval(), no_kv_cache=args.no_kv_cache)
+        warnings.append(
+            f"stand-in weights for {', '.join(stand_ins)} (random or fitted, not the real networks)"
+        )
+    generator = StreamingGenerator.from_config(
+        config, model.eval(), no_kv_cache=args.no_kv_cache, preprocessing=record
+    )
     for line in warnings:
         print(f"WARNING: {line}: the video is noise, not a result.", file=sys.stderr)
     for note in generator.stats.notes:

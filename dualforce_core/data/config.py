@@ -36,6 +36,11 @@ class DataConfig(ConfigModel):
     latent_dtype: Literal["float16", "bfloat16"] = "bfloat16"
     vae_tiling: bool = False
     flame_extractor: Literal["none", "sidecar", "onnx", "torchscript"] = "sidecar"
+    struct_extractor: Literal["liveportrait", "sidecar"] = Field(
+        "liveportrait",
+        description="structure source: the LivePortrait network, or a synthetic clip's ground-truth motion "
+        "(a labelled stand-in that carries the face: features/struct_sidecar.py)",
+    )
 
     @field_validator("clip_frames")
     @classmethod

@@ -163,6 +163,14 @@ class TrainingDataset(Dataset[dict[str, Any]]):
     def _row(self, name: str, position: int, columns: list[str]) -> dict[str, Any]:
         return self._table(name).take([position], columns=columns).to_pylist()[0]
 
+    def extractor_ids(self, name: str) -> list[str]:
+        """The distinct `extractor_id`s of the rows this dataset reads from table `name` (its provenance)."""
+        positions = sorted({item.positions[name] for item in self.items if name in item.positions})
+        if not positions:
+            return []
+        ids = self._table(name).take(positions, columns=["extractor_id"]).column("extractor_id")
+        return sorted({str(v) for v in ids.to_pylist()})
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_tables"], state["_pid"] = {}, -1

@@ -15,9 +15,11 @@ import numpy as np
 
 from dualforce_core.config import DualForceConfig
 from dualforce_core.errors import UserError
+from dualforce_core.inference.frontend import portrait_settings
 from dualforce_core.inference.generator import StreamingGenerator
 from dualforce_core.metrics.mfcc import SAMPLE_RATE
 from dualforce_core.models import DualForceModel
+from dualforce_core.preprocessing import Preprocessing
 
 Generator = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -47,12 +49,13 @@ def still_generator(reference_frame: np.ndarray, audio: np.ndarray) -> np.ndarra
 def checkpoint_generator(checkpoint: Path, config: DualForceConfig) -> Generator:
     """The streaming sampler on a saved model (`save_pretrained` directory, e.g. a run's `final/`).
 
-    The reference frame is resized to the model's square size (`inference.size`, else `data.size`) when
-    the clips were ingested at another size; the whole clip's audio is fed at once.
+    The reference frame is resized to the model's square size (`inference.size`, else the size it was
+    trained at) when the clips were ingested at another size; the whole clip's audio is fed at once.
     """
+    record = Preprocessing.load(checkpoint)
     model = DualForceModel.from_pretrained(checkpoint).eval()
-    streaming = StreamingGenerator.from_config(config, model)
-    size = config.inference.size or config.data.size
+    streaming = StreamingGenerator.from_config(config, model, preprocessing=record)
+    size, _ = portrait_settings(config, record)
 
     def generate(reference_frame: np.ndarray, audio: np.ndarray) -> np.ndarray:
         portrait = np.asarray(reference_frame, np.uint8)

@@ -29,11 +29,14 @@ _ROWS = (  # (label, generated key, ground-truth key)
     ("Sync offset (frames, median)", "sync_offset", "gt_sync_offset"),
     ("CSIM ↑ (vs reference frame)", "csim", "gt_csim"),
     ("ACD ↓ (vs ground truth)", "acd", None),
+    ("mouth-audio r ↑ (synthetic data)", "mouth_audio_r", "gt_mouth_audio_r"),
 )
 STAND_IN_WARNING = (
-    "> **⚠ RANDOM STAND-IN WEIGHTS.** The networks {names} are randomly initialised stand-ins "
-    "written by `dualforce weights init-random`. Every number below is meaningless as a measure of "
-    "quality; the report only shows that the evaluation pipeline runs. Install the real weights "
+    "> **⚠ STAND-IN WEIGHTS.** The networks {names} are randomly initialised stand-ins "
+    "(`dualforce weights init-random`) or stand-ins fitted to synthetic faces (`dualforce weights fit`), "
+    "as `STAND-INS.txt` in the weights folder says for each. FID, FVD, Sync and CSIM/ACD from random "
+    "networks are meaningless as a measure of quality; the mouth-audio r (a probe fitted on synthetic "
+    "ground truth) measures lip sync on synthetic faces only. Install the real weights "
     "(`dualforce weights --help`) for real numbers."
 )
 

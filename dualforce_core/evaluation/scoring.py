@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -35,6 +35,7 @@ from dualforce_core.metrics import (
     video_clips,
 )
 from dualforce_core.metrics.identity import FACE_SIZE
+from dualforce_core.metrics.mfcc import SAMPLE_RATE
 from dualforce_core.metrics.syncnet import CROP_SIZE
 
 HEADLINE = ("fid", "fvd", "sync_c", "sync_d", "csim", "acd")
@@ -55,9 +56,12 @@ class ClipScores:
     gt_sync_c: float
     gt_sync_d: float
     gt_csim: float
+    mouth_audio_r: float = float("nan")  # NaN without a fitted mouth probe
+    gt_mouth_audio_r: float = float("nan")
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        """JSON-ready: a metric that could not be computed (NaN) is None."""
+        return {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in asdict(self).items()}
 
 
 class MetricAccumulator:
@@ -132,6 +136,15 @@ class MetricAccumulator:
                 gt_sync_d=gt_sync[2],
                 gt_csim=csim_from_embeddings(real_emb, reference),
             )
+        if nets.mouth is not None:
+            with self.timed("mouth"):
+                real_r = nets.mouth.audio_correlation(real, clip.audio, SAMPLE_RATE, clip.fps)
+                fake_r = (
+                    real_r
+                    if generated is None
+                    else nets.mouth.audio_correlation(fake, clip.audio, SAMPLE_RATE, clip.fps)
+                )
+            scores = replace(scores, mouth_audio_r=fake_r, gt_mouth_audio_r=real_r)
         self.clips.append(scores)
         return scores
 
@@ -166,6 +179,8 @@ class MetricAccumulator:
             "gt_sync_d": mean("gt_sync_d"),
             "gt_sync_offset": median("gt_sync_offset"),
             "gt_csim": mean("gt_csim"),
+            "mouth_audio_r": mean("mouth_audio_r"),
+            "gt_mouth_audio_r": mean("gt_mouth_audio_r"),
         }
 
     def fvd_clips(self) -> int:

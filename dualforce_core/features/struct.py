@@ -5,6 +5,10 @@ angles), float32 [T, 70]. Per clip: the canonical keypoints [21, 3] of the clip'
 the model uses as its reference portrait, and LivePortrait likewise takes canonical keypoints from its
 source image. Frames are prepared as LivePortrait's `prepare_source`: cv2 resize to 256×256 (bilinear),
 RGB / 255, clipped to [0, 1].
+
+`DataConfig.struct_extractor` picks the source: `liveportrait` (the network at the `liveportrait_motion`
+weights path) or `sidecar` (the synthetic dataset's ground-truth motion in the same layout, a labelled
+stand-in: `struct_sidecar`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from dualforce_core.features.liveportrait import (
     motion_vector,
 )
 from dualforce_core.features.stage import ExtractReport, run_extractor, sql_str
+from dualforce_core.features.struct_sidecar import canonical_keypoints, sidecar_motion
 from dualforce_core.weights import WeightsRegistry
 
 TABLE = "struct_features"
@@ -63,31 +68,51 @@ def motion_params(model: MotionExtractor, frames: np.ndarray) -> tuple[torch.Ten
     return torch.cat(motion), first_kp
 
 
+SIDECAR_EXTRACTOR_ID = "struct:sidecar"
+
+
 class StructFeatureStage:
     table = TABLE
-    clip_columns: tuple[str, ...] = ("video", "num_frames")
 
-    def __init__(self, registry: WeightsRegistry, device: str = "cpu"):
-        self.weights = registry.path("liveportrait_motion")
-        self.extractor_id = (
-            f"liveportrait_motion:{registry.fingerprint('liveportrait_motion')[:16]}:{INPUT_SIZE}"
-        )
+    def __init__(self, registry: WeightsRegistry, device: str = "cpu", kind: str = "liveportrait"):
+        self.kind = kind
         self.device = device
         self.model: MotionExtractor | None = None
+        if kind == "sidecar":
+            self.extractor_id = SIDECAR_EXTRACTOR_ID
+            self.clip_columns: tuple[str, ...] = ("sidecar_path", "start_frame", "num_frames")
+        else:
+            self.weights = registry.path("liveportrait_motion")
+            self.extractor_id = (
+                f"liveportrait_motion:{registry.fingerprint('liveportrait_motion')[:16]}:{INPUT_SIZE}"
+            )
+            self.clip_columns = ("video", "num_frames")
 
     def load(self) -> None:
-        self.model = load_motion_extractor(self.weights).to(self.device)
+        if self.kind != "sidecar":
+            self.model = load_motion_extractor(self.weights).to(self.device)
+
+    def _motion(self, clip: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if self.kind == "sidecar":
+            if not clip["sidecar_path"]:
+                return None
+            motion = sidecar_motion(Path(clip["sidecar_path"]), clip["start_frame"], clip["num_frames"])
+            return torch.from_numpy(motion), torch.from_numpy(canonical_keypoints())
+        assert self.model is not None, "load() first"
+        frames = decode_video(clip["video"])
+        if len(frames) != clip["num_frames"]:
+            raise UserError(
+                f"clip {clip['clip_id']}: video holds {len(frames)} frames, the table says {clip['num_frames']}"
+            )
+        return motion_params(self.model, frames)
 
     def process(self, clips: pa.Table) -> pa.Table:
-        assert self.model is not None, "load() first"
         rows: dict[str, list] = {k: [] for k in ("clip_id", "dataset", "motion", "shape", "canonical_kp")}
         for clip in clips.to_pylist():
-            frames = decode_video(clip["video"])
-            if len(frames) != clip["num_frames"]:
-                raise UserError(
-                    f"clip {clip['clip_id']}: video holds {len(frames)} frames, the table says {clip['num_frames']}"
-                )
-            motion, kp = motion_params(self.model, frames)
+            found = self._motion(clip)
+            if found is None:
+                continue
+            motion, kp = found
             blob, shape, _ = encode_tensor(motion, "float32")
             rows["clip_id"].append(clip["clip_id"])
             rows["dataset"].append(clip["dataset"])
@@ -179,8 +204,14 @@ def extract_struct_features(
     dataset: str, config: DualForceConfig, device: str = "cpu", progress: bool = True
 ) -> ExtractReport:
     """Motion for every clip not yet extracted with these weights; then refresh the dataset statistics."""
-    stage = StructFeatureStage(WeightsRegistry.from_config(config.weights), device)
+    kind = config.data.struct_extractor
+    stage = StructFeatureStage(WeightsRegistry.from_config(config.weights), device, kind)
     report = run_extractor(stage, dataset, config.data.feature_batch_size, progress)
+    if report.without_source:
+        print(
+            f"struct_features[{dataset}]: {report.without_source} clips have no sidecar motion and no "
+            "structure row (use data.struct_extractor=liveportrait for real videos)"
+        )
     if report.written or not stats_path(dataset).is_file():
         compute_struct_stats(dataset)
     return report

@@ -22,9 +22,6 @@ class InferenceConfig(ConfigModel):
     )
     device: str = "cpu"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    struct_stats: str | None = Field(
-        None, description="dataset whose structure statistics normalise the reference motion (None: identity)"
-    )
     hubert_window_s: float = Field(
         10.0, gt=0, description="HuBERT runs on windows this long (bounded memory)"
     )

@@ -18,14 +18,16 @@ import torch
 from torch import Tensor
 from transformers import HubertModel
 
+from dualforce_core.config import DualForceConfig
 from dualforce_core.data.config import DataConfig
 from dualforce_core.data.crop import center_box, detect_face_box, load_detector
 from dualforce_core.data.media import MediaError, decode_audio_track, to_square
 from dualforce_core.errors import UserError
 from dualforce_core.features.audio import SAMPLE_RATE, TOKENS_PER_FRAME, normalize_waveform
 from dualforce_core.features.liveportrait import MOTION_DIM, MotionExtractor
-from dualforce_core.features.struct import StructStats, motion_params
+from dualforce_core.features.struct import motion_params
 from dualforce_core.models import StructTokenProjector
+from dualforce_core.preprocessing import Preprocessing, StructNormalisation
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".mp4", ".m4a")
@@ -33,6 +35,17 @@ FPS = 25
 SAMPLES_PER_TOKEN = SAMPLE_RATE // (FPS * TOKENS_PER_FRAME)  # 320: HuBERT's hop
 RECEPTIVE_FIELD = 400  # samples behind HuBERT's first token
 SILENCE_PEAK = 1e-4
+
+
+def portrait_settings(config: DualForceConfig, record: Preprocessing | None) -> tuple[int, DataConfig]:
+    """(square size, crop settings) for a model's portrait: what it was trained on, unless
+    `inference.size` asks for another size; a random preset (no record) follows the config."""
+    size = config.inference.size or (record.size if record else config.data.size)
+    if record is None:
+        return size, config.data
+    return size, config.data.model_copy(
+        update={"crop_mode": record.crop_mode, "face_scale": record.face_scale}
+    )
 
 
 def load_portrait(path: Path, size: int, data: DataConfig) -> np.ndarray:
@@ -173,14 +186,18 @@ def reference_struct(
     projector: StructTokenProjector,
     portrait: np.ndarray,
     extractor: MotionExtractor | None,
-    stats: StructStats | None,
+    normalisation: StructNormalisation | None,
+    motion: np.ndarray | None = None,
 ) -> Tensor:
-    """Frame-0 structure tokens [1, 1, K, D]: the portrait's motion normalised by the dataset statistics;
-    without an extractor the normalised zero vector, i.e. the dataset's mean face."""
-    if extractor is None:
-        motion = torch.zeros(1, MOTION_DIM)
+    """Frame-0 structure tokens [1, 1, K, D]: the portrait's raw motion (given, else measured by the
+    extractor) normalised exactly as training normalised its dataset; with neither, the normalised zero
+    vector, i.e. the training dataset's mean face. Without a record (a random preset) motion stays raw."""
+    if motion is None and extractor is not None:
+        motion = motion_params(extractor, portrait[None])[0].numpy()
+    if motion is None:
+        normalised = np.zeros((1, MOTION_DIM))
+    elif normalisation is None:
+        normalised = np.asarray(motion, np.float64)
     else:
-        motion, _ = motion_params(extractor, portrait[None])
-        if stats is not None:
-            motion = (motion - torch.from_numpy(stats.mean).float()) / torch.from_numpy(stats.std).float()
-    return projector.pack(motion[None].float())
+        normalised = normalisation.normalise(motion)
+    return projector.pack(torch.as_tensor(normalised, dtype=torch.float32).reshape(1, 1, MOTION_DIM))

@@ -26,11 +26,12 @@ from dualforce_core.errors import UserError
 from dualforce_core.features.audio import load_hubert
 from dualforce_core.features.latents import encode_latents, load_vae
 from dualforce_core.features.liveportrait import MotionExtractor, load_motion_extractor
-from dualforce_core.features.struct import StructStats, load_struct_stats
 from dualforce_core.inference.frontend import HubertStreamer, reference_struct, video_frames_for_samples
+from dualforce_core.inference.provenance import provenance_notes
 from dualforce_core.inference.sampler import AudioTrack, ChunkedSampler
 from dualforce_core.inference.vae_stream import StreamingVaeDecoder, to_uint8_frames
 from dualforce_core.models import DualForceModel, StructTokenProjector
+from dualforce_core.preprocessing import Preprocessing
 from dualforce_core.weights import WeightsRegistry
 from dualforce_core.weights.registry import MissingWeightsError
 
@@ -83,22 +84,30 @@ class StreamingGenerator:
         hubert_normalize: bool,
         config: DualForceConfig,
         motion_extractor: MotionExtractor | None = None,
-        struct_stats: StructStats | None = None,
+        preprocessing: Preprocessing | None = None,
         no_kv_cache: bool = False,
     ) -> None:
         self.model, self.vae, self.hubert = model, vae, hubert
         self.hubert_normalize = hubert_normalize
         self.config = config
         self.motion_extractor = motion_extractor
-        self.struct_stats = struct_stats
+        self.preprocessing = preprocessing
         self.no_kv_cache = no_kv_cache
         self.stats = StreamStats()
 
     @classmethod
     def from_config(
-        cls, config: DualForceConfig, model: DualForceModel, no_kv_cache: bool = False
+        cls,
+        config: DualForceConfig,
+        model: DualForceModel,
+        no_kv_cache: bool = False,
+        preprocessing: Preprocessing | None = None,
     ) -> StreamingGenerator:
-        """Load the VAE, HuBERT and (when its weights are there) the LivePortrait extractor from the registry."""
+        """Load the VAE, HuBERT and (when its weights are there) the LivePortrait extractor from the registry.
+
+        `preprocessing` is the trained checkpoint's record (`Preprocessing.load(checkpoint)`): it decides how
+        the reference structure and the latents are normalised. Only a random preset runs without one.
+        """
         inf = config.inference
         registry = WeightsRegistry.from_config(config.weights)
         device = torch.device(inf.device)
@@ -111,13 +120,18 @@ class StreamingGenerator:
                 f"expects {model.config.audio_layers} x {model.config.audio_dim} (random stand-ins match only "
                 "the tiny preset)"
             )
+        notes = [] if preprocessing is None else provenance_notes(preprocessing, registry, vae)
         extractor: MotionExtractor | None = None
-        notes = []
-        try:
-            extractor = load_motion_extractor(registry.path("liveportrait_motion")).to(device)
-        except MissingWeightsError:
-            notes.append("no LivePortrait weights: the reference structure is the dataset mean")
-        stats = load_struct_stats(inf.struct_stats) if inf.struct_stats else None
+        if preprocessing is not None and preprocessing.struct.uses_sidecar:
+            notes.append(
+                "the model was trained on sidecar ground-truth motion (a synthetic stand-in): the portrait's "
+                "reference structure is the training dataset's mean unless the caller gives its motion"
+            )
+        else:
+            try:
+                extractor = load_motion_extractor(registry.path("liveportrait_motion")).to(device)
+            except MissingWeightsError:
+                notes.append("no LivePortrait weights: the reference structure is the dataset mean")
         generator = cls(
             model.to(device, DTYPES[inf.dtype]),
             vae,
@@ -125,28 +139,38 @@ class StreamingGenerator:
             normalize,
             config,
             extractor,
-            stats,
+            preprocessing,
             no_kv_cache,
         )
         generator.stats.notes.extend(notes)
         return generator
 
-    def prepare(self, portrait: np.ndarray) -> GenerationInputs:
-        """uint8 [S, S, 3] cropped portrait → its normalised frame-0 latent and structure tokens."""
+    def prepare(self, portrait: np.ndarray, reference_motion: np.ndarray | None = None) -> GenerationInputs:
+        """uint8 [S, S, 3] cropped portrait → its normalised frame-0 latent and structure tokens.
+
+        `reference_motion`: the portrait's raw 70-d motion when the caller knows it (a dataset clip's first
+        frame); otherwise the LivePortrait extractor measures it, or the dataset mean stands in.
+        """
         if portrait.ndim != 3 or portrait.shape[0] != portrait.shape[1] or portrait.shape[0] % 16:
             raise UserError(
                 f"portrait must be a square uint8 [S, S, 3] with S a multiple of 16, got {portrait.shape}"
             )
         latent = encode_latents(self.vae, portrait[None, None])
         projector = StructTokenProjector.from_config(self.model.config)
-        struct = reference_struct(projector, portrait, self.motion_extractor, self.struct_stats)
+        normalisation = None if self.preprocessing is None else self.preprocessing.struct
+        struct = reference_struct(projector, portrait, self.motion_extractor, normalisation, reference_motion)
         return GenerationInputs(portrait, latent, struct)
 
-    def stream(self, portrait: np.ndarray, audio_chunks: Iterable[np.ndarray]) -> Iterator[FrameChunk]:
+    def stream(
+        self,
+        portrait: np.ndarray,
+        audio_chunks: Iterable[np.ndarray],
+        reference_motion: np.ndarray | None = None,
+    ) -> Iterator[FrameChunk]:
         """Yield decoded frames chunk by chunk while 16 kHz mono float32 speech pieces arrive."""
         start = time.perf_counter()
         self.stats = StreamStats(notes=list(self.stats.notes))
-        inputs = self.prepare(portrait)
+        inputs = self.prepare(portrait, reference_motion)
         inf = self.config.inference
         streamer = HubertStreamer(
             self.hubert, self.hubert_normalize, inf.hubert_window_s, inf.hubert_context_s

@@ -21,6 +21,7 @@ from dualforce_core.lora.files import (
     read_adapter_info,
 )
 from dualforce_core.models import DualForceModel
+from dualforce_core.preprocessing import Preprocessing
 
 MERGE_RECORD = "lora_merge.json"
 
@@ -75,6 +76,8 @@ def merge_lora(
     check_base(info, checkpoint_config(base_dir), f"checkpoint {base_dir}")  # before loading its weights
     model = DualForceModel.from_pretrained(base_dir)
     merge_adapter(model, adapter_dir, scale=scale).save_pretrained(out)
+    if Preprocessing.exists(base_dir):  # the merged model was trained on the base's inputs
+        Preprocessing.load(base_dir).save(out)
     record = {
         "base_checkpoint": str(Path(base_dir).resolve()),
         "adapter": str(Path(adapter_dir).resolve()),

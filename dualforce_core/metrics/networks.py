@@ -14,9 +14,11 @@ import onnxruntime as ort
 import torch
 
 from dualforce_core.metrics import i3d, identity, inception, syncnet
+from dualforce_core.metrics.mouth import MouthReader
 from dualforce_core.weights.registry import WeightsRegistry
 
 NAMES = ("inception", "i3d", "syncnet", "arcface")
+OPTIONAL_MOUTH = "mouth_probe"
 
 
 @dataclass
@@ -26,6 +28,7 @@ class MetricNetworks:
     syncnet: syncnet.SyncNet
     arcface: ort.InferenceSession
     weights: dict[str, dict[str, Any]] = field(default_factory=dict)
+    mouth: MouthReader | None = None  # optional: fitted by `weights fit` on a synthetic dataset
 
     @classmethod
     def from_registry(cls, registry: WeightsRegistry) -> MetricNetworks:
@@ -39,12 +42,22 @@ class MetricNetworks:
             }
             for name, path in paths.items()
         }
+        mouth = None
+        if registry.location(OPTIONAL_MOUTH).is_file():
+            mouth = MouthReader.load(registry.path(OPTIONAL_MOUTH))
+            weights[OPTIONAL_MOUTH] = {
+                "path": str(registry.location(OPTIONAL_MOUTH)),
+                "sha256": registry.fingerprint(OPTIONAL_MOUTH),
+                "stand_in": registry.is_stand_in(OPTIONAL_MOUTH),
+                "heldout_r": mouth.heldout_r,
+            }
         return cls(
             inception=inception.load_inception(paths["inception"]),
             i3d=i3d.load_i3d(paths["i3d"]),
             syncnet=syncnet.load_syncnet(paths["syncnet"]),
             arcface=identity.load_arcface(paths["arcface"]),
             weights=weights,
+            mouth=mouth,
         )
 
     @property
@@ -74,6 +87,11 @@ def protocol(
         "CSIM/ACD": (
             f"ArcFace {identity.EMBEDDING_DIM}-d on {identity.FACE_SIZE}x{identity.FACE_SIZE} crops; CSIM = mean "
             "cosine to the reference portrait; ACD = mean L2 distance of normalised embeddings, frame by frame"
+        ),
+        "mouth-audio r": (
+            "synthetic data only: Pearson r per clip between the jaw opening that a MouthProbe CNN (fitted by "
+            "`weights fit` on the train identities' ground-truth frames) reads from the pixels and the audio's "
+            "RMS envelope per 40 ms frame, frame 0 (the reference) left out; mean over clips"
         ),
         "crops": (
             "one square per clip centred on the clip's face box (frame centre without one), side = the box's "

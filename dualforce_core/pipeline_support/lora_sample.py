@@ -17,10 +17,12 @@ from dualforce_core.evaluation.clips import EvalClip, load_clip
 from dualforce_core.evaluation.generation import generate_clip
 from dualforce_core.evaluation.report import write_side_by_side
 from dualforce_core.evaluation.split import dataset_clips
+from dualforce_core.inference.frontend import portrait_settings
 from dualforce_core.inference.generator import StreamingGenerator
 from dualforce_core.lora.merge import merge_adapter
 from dualforce_core.metrics.mfcc import SAMPLE_RATE
 from dualforce_core.models import DualForceModel
+from dualforce_core.preprocessing import Preprocessing
 
 VIDEO_NAME = "base_vs_lora.mp4"
 PREVIEW_NAME = "base_vs_lora.png"
@@ -41,9 +43,11 @@ def first_clip(dataset: str, config: DualForceConfig) -> EvalClip:
     return load_clip(dataset_clips(dataset, config.eval)[0])
 
 
-def _generate(model: DualForceModel, config: DualForceConfig, clip: EvalClip) -> np.ndarray:
-    streaming = StreamingGenerator.from_config(config, model.eval())
-    size = config.inference.size or config.data.size
+def _generate(
+    model: DualForceModel, record: Preprocessing, config: DualForceConfig, clip: EvalClip
+) -> np.ndarray:
+    streaming = StreamingGenerator.from_config(config, model.eval(), preprocessing=record)
+    size, _ = portrait_settings(config, record)
 
     def generator(reference: np.ndarray, audio: np.ndarray) -> np.ndarray:
         portrait = np.asarray(cv2.resize(reference, (size, size), interpolation=cv2.INTER_AREA), np.uint8)
@@ -62,9 +66,10 @@ def lora_side_by_side(
 ) -> LoraSample:
     """`out_dir/base_vs_lora.mp4` (+ a PNG of its middle frame) for the dataset's first clip."""
     clip = first_clip(dataset, config)
-    base = _generate(DualForceModel.from_pretrained(base_checkpoint), config, clip)
+    record = Preprocessing.load(base_checkpoint)
+    base = _generate(DualForceModel.from_pretrained(base_checkpoint), record, config, clip)
     adapted_model = merge_adapter(DualForceModel.from_pretrained(base_checkpoint), adapter_dir, scale)
-    adapted = _generate(adapted_model, config, clip)
+    adapted = _generate(adapted_model, record, config, clip)
     count = min(len(base), len(adapted))
     out_dir.mkdir(parents=True, exist_ok=True)
     video = out_dir / VIDEO_NAME

@@ -46,6 +46,7 @@ from dualforce_core.training.ema import EMA
 from dualforce_core.training.lr_schedule import build_lr_scheduler
 from dualforce_core.training.optimizer import build_optimizer
 from dualforce_core.training.parallelize import init_distributed, parallelize, set_gradient_sync
+from dualforce_core.training.preprocessing_record import build_preprocessing
 from dualforce_core.training.tracking import RunLogger
 
 FINAL_DIR = "final"
@@ -380,6 +381,7 @@ class Trainer:
                 raise RuntimeError(f"EMA lacks parameters {sorted(missing)[:5]}")
             model.load_state_dict(state, strict=False)
             model.save_pretrained(out)
+            build_preprocessing(self.config, self.dataset).save(out)
             info = self._training_record("EMA")
             (out / TRAINING_RECORD).write_text(json.dumps(info, indent=1) + "\n")
         if dist.is_initialized():

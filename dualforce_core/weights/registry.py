@@ -116,6 +116,14 @@ COMPONENTS: dict[str, WeightComponent] = {
             "w600k_r50.onnx from insightface's buffalo_l model pack",
             stand_in="dualforce_core.metrics.identity:write_stand_in",
         ),
+        WeightComponent(
+            "mouth_probe",
+            "metrics/mouth_probe.safetensors",
+            False,
+            (),
+            "DualForce MouthProbe state dict (safetensors): frame -> jaw opening, for the mouth-audio r metric",
+            "`dualforce weights fit --dataset NAME` fits it on a synthetic dataset's ground truth (optional)",
+        ),
     )
 }
 
@@ -219,3 +227,13 @@ def init_random(out: str | Path, names: Iterable[str] | None = None, seed: int =
     ]
     (root / STAND_IN_MARKER).write_text("\n".join(lines) + "\n")
     return written
+
+
+def mark_fitted(root: Path, name: str, how: str) -> None:
+    """Label a component in `root/STAND-INS.txt` as a fitted stand-in (it stays a stand-in everywhere)."""
+    marker = root / STAND_IN_MARKER
+    relpath = COMPONENTS[name].relpath
+    lines = marker.read_text().splitlines() if marker.is_file() else ["# STAND-INS: not the real networks."]
+    kept = [line for line in lines if not line.strip() or line.startswith("#") or line.split()[0] != relpath]
+    kept.append(f"{relpath} {name} FITTED stand-in, {how}: not the real network")
+    marker.write_text("\n".join(kept) + "\n")

@@ -24,13 +24,16 @@ from dualforce_core.evaluation.split import assign_splits
 from dualforce_core.models import DualForceModel
 from dualforce_core.sample_data import generate_dataset
 from tests.evaluation.conftest import DATA_OVERRIDES, DATASET
+from tests.records import write_identity_record
 
 
+@pytest.mark.slow  # generation through the streaming sampler, then every metric: ~19 s
 def test_tiny_random_checkpoint_end_to_end_gives_finite_metrics(
     eval_home: Path, config: DualForceConfig
 ) -> None:
     torch.manual_seed(0)
     checkpoint = DualForceModel.from_preset("tiny").save_pretrained(eval_home / "runs" / "r1" / "final")
+    write_identity_record(checkpoint, 64)
     result = evaluate(checkpoint, DATASET, config, limit=2)
     assert result.report_dir == paths.reports_dir() / f"{DATASET}-test-r1-final"
     assert all(np.isfinite(result.metrics[k]) for k in ("fid", "fvd", "sync_c", "sync_d", "csim", "acd"))
@@ -45,6 +48,7 @@ def test_tiny_random_checkpoint_end_to_end_gives_finite_metrics(
     assert "wan_vae, hubert, liveportrait_motion are randomly initialised" in result.markdown
 
 
+@pytest.mark.slow  # a full evaluation of the still baseline: ~15 s
 def test_still_baseline_logs_into_the_launchers_mlflow_run(
     config: DualForceConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,9 +10,9 @@ import torch
 from dualforce_core.data.config import DataConfig
 from dualforce_core.errors import UserError
 from dualforce_core.features.liveportrait import load_motion_extractor
-from dualforce_core.features.struct import StructStats
 from dualforce_core.inference.frontend import load_portrait, reference_struct
 from dualforce_core.models import StructTokenProjector
+from dualforce_core.preprocessing import StructNormalisation
 
 
 def banded(path: Path) -> Path:
@@ -47,8 +47,8 @@ def test_reference_structure_is_normalised_motion_or_the_dataset_mean(stand_in_w
     assert mean_face.shape == (1, 1, 21, projector.token_dim) and not mean_face.any()
     extractor = load_motion_extractor(stand_in_weights / "liveportrait" / "motion_extractor.pth")
     raw = projector.unpack(reference_struct(projector, portrait, extractor, None))[0, 0]
-    stats = StructStats(
-        "d", mean=raw.double().numpy(), std=np.full(70, 2.0), num_clips=1, num_frames=1, table_version=None
+    stats = StructNormalisation(
+        dataset="d", extractor_ids=[], mean=raw.double().tolist(), std=[2.0] * 70, table_version=None
     )
     normalised = reference_struct(projector, portrait, extractor, stats)
     torch.testing.assert_close(normalised, torch.zeros_like(normalised), atol=1e-5, rtol=0)

@@ -14,6 +14,7 @@ from dualforce_core.cli.main import main
 from dualforce_core.inference.frontend import load_speech
 from dualforce_core.inference.writer import Mp4Writer
 from dualforce_core.models import DualForceModel
+from tests.records import write_identity_record
 
 RATE = 16000
 
@@ -122,7 +123,9 @@ def test_bad_input_is_one_clear_error(
 def test_checkpoint_run_matches_its_reference_path_and_says_it_is_untrained(
     tmp_path: Path, stand_in_weights: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    checkpoint = DualForceModel.from_preset("tiny").save_pretrained(tmp_path / "ckpt")
+    checkpoint = write_identity_record(
+        DualForceModel.from_preset("tiny").save_pretrained(tmp_path / "ckpt"), 32
+    )
     image, audio = portrait(tmp_path / "face.png"), speech(tmp_path / "speech.wav", 1.2)
     args = ["--checkpoint", str(checkpoint), "--image", str(image), "--audio", str(audio), "--no-progress"]
     common = [

@@ -24,6 +24,7 @@ from tests.lora.lora_fixtures import (
     model_inputs,
     trained_like_base,
 )
+from tests.records import write_identity_record
 
 
 @contextlib.contextmanager
@@ -51,7 +52,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedAdapter:
 def _train(tmp_path_factory: pytest.TempPathFactory) -> TrainedAdapter:
     root = tmp_path_factory.mktemp("lora")
     model = trained_like_base()
-    base_dir = model.save_pretrained(root / "base")
+    base_dir = write_identity_record(model.save_pretrained(root / "base"), 32)
     batch = fixed_batch(model)
     base_state = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():

@@ -21,6 +21,7 @@ from dualforce_core import paths
 from dualforce_core.lora.files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, KEY_PREFIX
 from dualforce_core.models import DualForceModel
 from pipelines.launchers import train_command
+from tests.records import write_identity_record
 
 
 class LoraRun:
@@ -49,7 +50,7 @@ def lora_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoraRun]:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         patch.delenv(paths.WEIGHTS_ENV, raising=False)
         prepare_home(home)
-        DualForceModel.from_preset("tiny").save_pretrained(base)
+        write_identity_record(DualForceModel.from_preset("tiny").save_pretrained(base), 64)
         base_bytes = {p.name: p.read_bytes() for p in sorted(base.iterdir())}
         instance = instance_with_partition()
         upstream = dg.materialize(
@@ -77,6 +78,7 @@ def shared_home(lora_run: LoraRun, monkeypatch: pytest.MonkeyPatch) -> LoraRun:
     return lora_run
 
 
+@pytest.mark.slow  # the module's Dagster materialisations: ~10 s upstream, ~35 s with the LoRA run
 def test_adapter_is_written_in_peft_layout_with_its_run_reported(
     shared_home: LoraRun, adapted: dict[str, object]
 ) -> None:
@@ -100,6 +102,7 @@ def test_adapter_is_written_in_peft_layout_with_its_run_reported(
     assert run.data.tags["dualforce.kind"] == "lora"
 
 
+@pytest.mark.slow  # the module's Dagster materialisations: ~10 s upstream, ~35 s with the LoRA run
 def test_side_by_side_sample_has_both_halves_and_the_audio(adapted: dict[str, object]) -> None:
     video = Path(str(adapted["sample_video"]))
     with av.open(str(video)) as container:
@@ -112,11 +115,13 @@ def test_side_by_side_sample_has_both_halves_and_the_audio(adapted: dict[str, ob
     assert float(str(adapted["sample_mean_abs_diff"])) > 0.0  # two steps at lr 1e-2 move the adapter
 
 
+@pytest.mark.slow  # the module's Dagster materialisations: ~10 s upstream, ~35 s with the LoRA run
 def test_base_checkpoint_is_left_untouched(lora_run: LoraRun, adapted: dict[str, object]) -> None:
     assert adapted["adapter_dir"]
     assert {p.name: p.read_bytes() for p in sorted(lora_run.base.iterdir())} == lora_run.base_bytes
 
 
+@pytest.mark.slow  # the module's Dagster materialisations: ~10 s upstream, ~35 s with the LoRA run
 def test_missing_base_checkpoint_fails_before_any_launch(lora_run: LoraRun, tmp_path: Path) -> None:
     result = lora_run.materialize(tmp_path / "no-model")
     assert not result.success
