@@ -1,6 +1,7 @@
 # DualForce: two commands do all the set-up on a fresh machine.
 #   make demo  — bootstrap .venv, then run the whole Dagster pipeline on a synthetic dataset (pipelines/demo.py)
 #   make test  — bootstrap .venv, then lint (ruff), type-check (mypy) and run the test suite
+#   make test-fast — the same without the tests marked slow (the edit loop; CI runs make test)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.dualforce-installed
 TORCH_VERSION := 2.13.0
 export DUALFORCE_HOME ?= $(CURDIR)/.dualforce
 
-.PHONY: demo test lint typecheck pytest ui system-deps clean-venv
+.PHONY: demo test test-fast lint typecheck pytest pytest-fast ui system-deps clean-venv
 
 # The venv is rebuilt when the lock or the project metadata changes (a stale venv).
 $(STAMP): pyproject.toml constraints.txt
@@ -42,6 +43,12 @@ pytest: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The edit loop: every test not marked slow (Dagster runs, FSDP ranks, kill/resume, the browser): no Chromium.
+pytest-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-fast: lint typecheck pytest-fast
 
 # Dagster UI on 127.0.0.1:3000 and MLflow UI on 127.0.0.1:5000; Ctrl-C stops both process groups.
 ui: $(STAMP)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -51,6 +52,7 @@ def _rank_main(rank: int, world_size: int, port: int, root: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two spawned gloo ranks, then the single-process run: ~23 s
 def test_fsdp_lora_matches_one_process(tmp_path: Path) -> None:
     base_dir = trained_like_base().save_pretrained(tmp_path / "base")
     mp.spawn(_rank_main, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)

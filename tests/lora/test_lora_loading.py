@@ -1,4 +1,5 @@
-"""Loaded adapters: scale 0 is the base, scale 1 the trained model; merging and switching are exact."""
+"""Loaded adapters: scale 0 is exactly the base, scale 1 the trained model (to fp32 rounding); switching is
+exact."""
 
 from __future__ import annotations
 
@@ -24,6 +25,13 @@ from dualforce_core.lora.merge import MERGE_RECORD, merge_adapter, merge_lora, m
 from dualforce_core.models import DualForceModel
 from dualforce_core.models.model import WEIGHTS_FILE
 from tests.lora.lora_fixtures import LORA, TrainedAdapter, model_inputs
+
+# `trained.trained_video` comes from the training-side model, whose adapter requires grad; a loaded adapter is
+# frozen, and `matmul` folds a non-contiguous input into `mm` or runs `bmm` depending on requires_grad (first seen
+# at bridge.0's lora_A): other kernels, so against it only fp32 closeness holds, as for a merged model. fp32, ~30
+# ops deep (2+2 blocks, bridge) on outputs ≲ 4 (mean ~0.7): 1e-5 relative and absolute. Measured ≤ 1.2e-6; the
+# adapter itself moves the outputs by ~1.
+RTOL, ATOL = 1e-5, 1e-5
 
 
 def run(model: torch.nn.Module, trained: TrainedAdapter) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,14 +66,15 @@ def test_adapter_directory_is_peft_layout(trained: TrainedAdapter) -> None:
 def test_scale_zero_reproduces_the_base_exactly(trained: TrainedAdapter) -> None:
     model = load_adapter(DualForceModel.from_pretrained(trained.base_dir), trained.adapter_dir, scale=0.0)
     video, _ = run(model, trained)
+    # Same base kernels (base weights require grad in both models) plus exactly 0·adapter: bit-identical.
     assert torch.equal(video, trained.base_video)
 
 
 def test_scale_one_reproduces_the_trained_model(trained: TrainedAdapter) -> None:
     model = load_adapter(DualForceModel.from_pretrained(trained.base_dir), trained.adapter_dir)
     video, struct = run(model, trained)
-    torch.testing.assert_close(video, trained.trained_video, rtol=0, atol=1e-6)
-    torch.testing.assert_close(struct, trained.trained_struct, rtol=0, atol=1e-6)
+    torch.testing.assert_close(video, trained.trained_video, rtol=RTOL, atol=ATOL)
+    torch.testing.assert_close(struct, trained.trained_struct, rtol=RTOL, atol=ATOL)
     assert not any(p.requires_grad for p in adapter_parameters(model).values())
 
 
@@ -84,8 +93,8 @@ def test_merged_checkpoint_matches_the_unmerged_adapter(trained: TrainedAdapter,
         assert not [k for k in f.keys() if "lora" in k or "base_layer" in k]  # noqa: SIM118
     merged = DualForceModel.from_pretrained(out)
     video, struct = run(merged, trained)
-    torch.testing.assert_close(video, trained.trained_video, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(struct, trained.trained_struct, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(video, trained.trained_video, rtol=RTOL, atol=ATOL)
+    torch.testing.assert_close(struct, trained.trained_struct, rtol=RTOL, atol=ATOL)
     record = json.loads((out / MERGE_RECORD).read_text())
     assert record["scale"] == 1.0 and record["rank"] == 4
 
@@ -103,7 +112,7 @@ def test_generator_path_adapter_folded_into_a_plain_model(trained: TrainedAdapte
     windowed = WindowedAudioModel.wrap(model)
     assert not [k for k in windowed.state_dict() if "lora" in k]
     video, _ = run(windowed, trained)
-    torch.testing.assert_close(video, trained.trained_video, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(video, trained.trained_video, rtol=RTOL, atol=ATOL)
 
 
 def test_merging_keeps_the_base_dtype(trained: TrainedAdapter) -> None:
@@ -128,9 +137,9 @@ def test_switching_adapters_without_reloading_the_base(trained: TrainedAdapter, 
     load_adapter(model, other_dir, name="person_b")
     assert adapter_names(model) == ["person_a", "person_b"]
     assert active_adapter(model) == "person_b"
-    assert torch.equal(run(model, trained)[0], other_video)
+    assert torch.equal(run(model, trained)[0], other_video)  # both frozen loads of one file: same kernels
     set_active_adapter(model, "person_a")
-    torch.testing.assert_close(run(model, trained)[0], trained.trained_video, rtol=0, atol=1e-6)
+    torch.testing.assert_close(run(model, trained)[0], trained.trained_video, rtol=RTOL, atol=ATOL)
     set_lora_scale(model, 0.0, "person_a")
     assert torch.equal(run(model, trained)[0], trained.base_video)
     set_active_adapter(model, "person_b")
@@ -146,4 +155,4 @@ def test_stock_peft_reads_the_adapter(trained: TrainedAdapter) -> None:
             DualForceModel.from_pretrained(trained.base_dir), trained.adapter_dir
         )
     video, _ = run(model, trained)
-    torch.testing.assert_close(video, trained.trained_video, rtol=0, atol=1e-6)
+    torch.testing.assert_close(video, trained.trained_video, rtol=RTOL, atol=ATOL)

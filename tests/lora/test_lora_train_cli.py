@@ -42,6 +42,7 @@ def _snapshot(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
 
 
+@pytest.mark.slow  # a real LoRA training run through the CLI: ~11 s
 def test_lora_run_leaves_the_base_bit_identical_and_exports_a_small_adapter(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -75,8 +75,10 @@ def test_exact_velocities_give_zero_flow_loss_and_clean_structure_to_the_heads()
     clean = batch.noisy_struct - batch.sigma_struct[..., None, None] * batch.pred_struct
     head_out = loss.flame_head(clean)
     assert batch.flame_target is not None
+    # fp32 per-frame means summed under the mask vs one plain mean of 3·53 values ≈ 1: other summation order,
+    # a few ulps (measured 1).
     assert out.components["flame"] == pytest.approx(
-        (head_out[0] - batch.flame_target[0]).square().mean().item()
+        (head_out[0] - batch.flame_target[0]).square().mean().item(), rel=1e-5
     )
 
 

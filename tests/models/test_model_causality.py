@@ -1,6 +1,9 @@
 """Block-causal attention, per-frame σ, the reference frame, audio windows and the K/V cache.
 
 Tiny preset: chunk_frames = 2, so 6 latent frames form chunks [0] [1 2] [3 4] [5].
+
+torch.equal where both outputs come from the same shapes and kernels (what changed is masked out, and a masked
+key adds an exact 0); fp32 tolerances where the shapes differ (cache, audio slice, backend).
 """
 
 from __future__ import annotations
@@ -112,9 +115,12 @@ def test_audio_drop_means_no_audio_for_that_sample_only(tiny: Callable[..., Dual
     dropped = run(model, kw, audio_drop=torch.tensor([True, False]))
     silent = run(model, {**kw, "audio": None})
     full = run(model, kw)
-    torch.testing.assert_close(dropped.video[0], silent.video[0], atol=1e-6, rtol=0)
-    torch.testing.assert_close(dropped.struct[0], silent.struct[0], atol=1e-6, rtol=0)
-    torch.testing.assert_close(dropped.video[1], full.video[1], atol=1e-6, rtol=0)
+    # A dropped sample attends T_a + 1 audio keys (all but the null token masked), a silent one only the null
+    # token: other shapes, other kernels. fp32, ~30 ops deep on outputs ≲ 3: 1e-5 (measured ≤ 5e-7).
+    torch.testing.assert_close(dropped.video[0], silent.video[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(dropped.struct[0], silent.struct[0], atol=1e-5, rtol=1e-5)
+    # Sample 1 runs the same shapes and kernels in both calls; only sample 0's mask differs: bit-identical.
+    assert torch.equal(dropped.video[1], full.video[1]) and torch.equal(dropped.struct[1], full.struct[1])
     assert not torch.allclose(full.video[0], silent.video[0])
 
 
@@ -130,8 +136,9 @@ def test_an_audio_slice_with_its_offset_equals_the_full_track(tiny: Callable[...
     }
     sliced = run(model, {**part, "audio": kw["audio"][:, 10:]}, frame_offset=3, audio_offset=10)
     whole = run(model, {**part, "audio": kw["audio"]}, frame_offset=3)
-    torch.testing.assert_close(sliced.video, whole.video, atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(sliced.struct, whole.struct, atol=1e-6, rtol=1e-5)
+    # Other audio K/V lengths, other kernels. fp32, ~30 ops deep on outputs ≲ 3: 1e-5 (measured ≤ 6e-7).
+    torch.testing.assert_close(sliced.video, whole.video, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(sliced.struct, whole.struct, atol=1e-5, rtol=1e-5)
     shifted = run(model, {**part, "audio": kw["audio"][:, 10:]}, frame_offset=3)
     assert not torch.allclose(shifted.video, whole.video)
 
