@@ -6,12 +6,14 @@
 
 Real code paths end to end, on a synthetic dataset with enough identities to generalise:
 `sample-data` → ingest → features (HuBERT stand-in, the `sidecar` structure extractor, latents from the
-committed FITTED VAE) → two trainings of the same model, one with audio and one with
+VAE in the weights folder: a random stand-in unless `dualforce weights fit` replaced it) → the mouth
+probe fitted on the train identities → two trainings of the same model, one with audio and one with
 `train.audio_dropout=1.0` (the audio-ablated control) → on held-out identities:
 1. the conditional loss gap per modality (own vs another clip's audio, same σ and noise), 95 % interval;
-2. the generated mouth (read from decoded pixels by the fitted mouth probe) against the driving audio's
-   envelope: true audio; swapped audio against the driving clip and against the portrait's own clip;
-   the ablated model with true audio.
+2. the generated mouth against the driving audio's envelope, read two ways: from the decoded pixels by
+   the mouth probe (meaningful only with a VAE that carries the face), and from the generated structure
+   stream's jaw: true audio; swapped audio against the driving clip and against the portrait's own
+   clip; the ablated model with true audio.
 Writes `<home>/lipsync.json` and prints a markdown table for docs/benchmarks.md. Targets (issue #13):
 true r ≥ 0.6, swapped r ≥ 0.5 against the driving audio, ablated r ≤ 0.15, loss gap > 5 % with its
 interval above 0. The stand-ins are synthetic-data networks: these numbers say the pipeline learns
@@ -51,6 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-clips", type=int, default=24, help="held-out clips generated and scored")
     parser.add_argument("--draws", type=int, default=8, help="σ/noise draws per clip for the loss gap")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--probe-steps", type=int, default=1000, help="mouth-probe fit steps")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -62,6 +65,8 @@ def overrides(args: argparse.Namespace, ablated: bool) -> list[str]:
         f"model.preset={args.preset}",
         "model.audio_dim=32",
         "model.audio_layers=3",
+        "model.struct_tokens_per_frame=3",
+        "train.loss_weights.lipsync=0.5",
         "data.size=64",
         "data.clip_frames=25",
         "data.clip_stride=24",
@@ -69,7 +74,6 @@ def overrides(args: argparse.Namespace, ablated: bool) -> list[str]:
         "data.struct_extractor=sidecar",
         f"train.name=lipsync-{name}",
         "train.device=cpu",
-        "train.mixed_precision=no",
         f"train.batch_size={args.batch_size}",
         f"train.max_steps={args.steps}",
         f"train.lr={args.lr}",
@@ -98,10 +102,11 @@ def prepare_data(args: argparse.Namespace) -> dict[str, Any]:
     from dualforce_core.features.latents import extract_video_latents, load_vae
     from dualforce_core.features.struct import extract_struct_features
     from dualforce_core.sample_data import generate_dataset
-    from dualforce_core.weights import init_random
+    from dualforce_core.weights import WeightsRegistry, init_random
     from dualforce_core.weights.fit_data import split_clips
+    from dualforce_core.weights.fit_mouth import fit_mouth_probe
     from dualforce_core.weights.fit_vae import mean_psnr
-    from dualforce_core.weights.fitted import install_fitted
+    from dualforce_core.weights.registry import mark_fitted
 
     config = load_config(None, overrides(args, False))
     raw = paths.raw_dir() / "lipsync"
@@ -111,15 +116,20 @@ def prepare_data(args: argparse.Namespace) -> dict[str, Any]:
             raw, clips=args.clips, seed=args.seed, seconds=args.seconds, size=64, identities=args.identities
         )
     weights = paths.weights_dir()
-    init_random(weights, seed=args.seed)
-    install_fitted(weights)
+    if not (weights / "STAND-INS.txt").is_file():
+        init_random(weights, seed=args.seed)
     print(ingest_dataset("lipsync", raw, config.data, progress=False).summary())
     for extract in (extract_audio_features, extract_struct_features, extract_video_latents):
         report = extract("lipsync", config, progress=False)
         print(report.summary())
     heldout = [c.frames for c in split_clips("lipsync", "test", 16)]
     psnr = mean_psnr(load_vae(weights / "wan_vae"), heldout)
-    print(f"fitted VAE: {psnr:.2f} dB PSNR on {len(heldout)} held-out clips")
+    print(f"VAE in the weights folder: {psnr:.2f} dB PSNR on {len(heldout)} held-out clips")
+    probe = WeightsRegistry.from_config(config.weights).location("mouth_probe")
+    if not probe.is_file():
+        reader = fit_mouth_probe("lipsync", probe, args.probe_steps, seed=args.seed)
+        mark_fitted(weights, "mouth_probe", "fitted to dataset 'lipsync'")
+        print(f"mouth probe: r = {reader.heldout_r:.3f} against the true jaw on held-out identities")
     return {"vae_heldout_psnr_db": round(psnr, 2), "data_seconds": round(time.monotonic() - started, 1)}
 
 
@@ -185,29 +195,52 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def table(results: dict[str, Any]) -> str:
     audio, ablated = results["audio_mouth"], results["ablated_mouth"]
-    gap = results["audio_loss_gap"]
+    gap, ablated_gap = results["audio_loss_gap"], results["ablated_loss_gap"]
 
-    def r(entry: dict[str, Any]) -> str:
+    def r(entry: dict[str, Any] | None) -> str:
+        if entry is None:
+            return "—"
         return f"{entry['mean']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}]"
 
     def g(entry: dict[str, Any]) -> str:
         return f"{100 * entry['mean']:+.1f} % [{100 * entry['low']:+.1f}, {100 * entry['high']:+.1f}]"
 
-    return "\n".join(
-        [
-            "| measure (held-out identities) | target | measured (95 % interval) |",
-            "|---|---|---|",
-            f"| loss gap, video (own vs swapped audio) | > 5 %, interval > 0 | {g(gap['video'])} |",
-            f"| loss gap, structure | > 5 %, interval > 0 | {g(gap['struct'])} |",
-            f"| mouth r, true audio | ≥ 0.6 | {r(audio['true_r'])} |",
-            f"| mouth r, swapped audio vs driving audio | ≥ 0.5 | {r(audio['swapped_r_driving'])} |",
-            f"| mouth r, swapped audio vs portrait's own audio | (low) | {r(audio['swapped_r_own'])} |",
-            f"| mouth r, audio-ablated model, true audio | ≤ 0.15 | {r(ablated['true_r'])} |",
-            f"| mouth r, ground-truth video (ceiling) | — | {r(audio['ground_truth_r'])} |",
-            f"| loss gap of the ablated model, video / structure | ≈ 0 | {g(results['ablated_loss_gap']['video'])} / "
-            f"{g(results['ablated_loss_gap']['struct'])} |",
-        ]
-    )
+    rows = [
+        ("loss gap, video (own vs swapped audio)", "> 5 %, interval > 0", g(gap["video"]), "—"),
+        ("loss gap, structure", "> 5 %, interval > 0", g(gap["struct"]), "—"),
+        ("r, true audio", "≥ 0.6", r(audio.get("true_r")), r(audio.get("structure_true_r"))),
+        (
+            "r, swapped audio vs the driving audio",
+            "≥ 0.5",
+            r(audio.get("swapped_r_driving")),
+            r(audio.get("structure_swapped_r_driving")),
+        ),
+        (
+            "r, swapped audio vs the portrait's own audio",
+            "low",
+            r(audio.get("swapped_r_own")),
+            r(audio.get("structure_swapped_r_own")),
+        ),
+        (
+            "r, audio-ablated model, true audio",
+            "≤ 0.15",
+            r(ablated.get("true_r")),
+            r(ablated.get("structure_true_r")),
+        ),
+        ("r, ground-truth video (the probe's ceiling)", "—", r(audio.get("ground_truth_r")), "—"),
+        (
+            "loss gap of the ablated model, video / structure",
+            "≈ 0",
+            f"{g(ablated_gap['video'])}",
+            g(ablated_gap["struct"]),
+        ),
+    ]
+    lines = [
+        "| held-out identities | target | pixels: mouth probe on decoded frames (95 % CI) | structure stream's jaw |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {name} | {target} | {pixels} | {structure} |" for name, target, pixels, structure in rows]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

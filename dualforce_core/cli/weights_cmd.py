@@ -11,7 +11,6 @@ from dualforce_core.errors import UserError
 from dualforce_core.weights import COMPONENTS, MissingWeightsError, WeightsRegistry, init_random
 from dualforce_core.weights.fit_mouth import fit_mouth_probe
 from dualforce_core.weights.fit_vae import VaeFitSettings, fit_vae
-from dualforce_core.weights.fitted import install_fitted
 from dualforce_core.weights.registry import mark_fitted
 
 PROBE_STEPS = 1000
@@ -28,13 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     init.add_argument("--out", help="folder to write (default: $DUALFORCE_WEIGHTS)")
     init.add_argument("--seed", type=int, default=0)
     init.set_defaults(func=_init_random)
-
-    fitted = sub.add_parser(
-        "install-fitted",
-        help="copy the committed FITTED stand-ins (VAE + mouth probe fitted to the synthetic data) into place",
-    )
-    fitted.add_argument("--out", help="weights folder (default: $DUALFORCE_WEIGHTS)")
-    fitted.set_defaults(func=_install_fitted)
 
     fit = sub.add_parser(
         "fit",
@@ -128,11 +120,4 @@ def _fit(args: argparse.Namespace) -> int:
             "opening on held-out identities"
         )
     print(f"re-extract the latents with it: dualforce extract latents --dataset {args.dataset}")
-    return 0
-
-
-def _install_fitted(args: argparse.Namespace) -> int:
-    out = Path(args.out) if args.out else paths.weights_dir()
-    written = install_fitted(out)
-    print(f"wrote FITTED stand-ins to {out}: {', '.join(written)} (fitted to synthetic faces only)")
     return 0

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,10 @@ from dualforce_core.data.tensor_codec import decode_tensor
 from dualforce_core.data.training_dataset import TrainingDataset, collate
 from dualforce_core.evaluation.clips import EvalClip, load_clip
 from dualforce_core.evaluation.split import SplitClip
+from dualforce_core.features.struct_sidecar import mouth_open_from_motion
 from dualforce_core.inference.generator import StreamingGenerator
 from dualforce_core.losses import DualForceLoss
-from dualforce_core.metrics.mouth import MouthReader
+from dualforce_core.metrics.mouth import MouthReader, audio_envelope, pearson
 from dualforce_core.models import DualForceModel
 from dualforce_core.preprocessing import Preprocessing
 from dualforce_core.schedulers.sigma_sampler import SigmaSampler
@@ -122,30 +123,55 @@ def first_frame_motion(clip_id: str) -> np.ndarray | None:
     return decode_tensor(rows[0]["motion"], rows[0]["shape"], "float32").numpy()[:1]
 
 
+@dataclass
+class Generated:
+    frames: np.ndarray  # uint8 [T, H, W, 3]
+    mouth_from_structure: np.ndarray | None  # [T] jaw opening of the generated structure (sidecar layout)
+
+
 def generate(
     generator: StreamingGenerator, portrait_clip: EvalClip, audio: np.ndarray, motion: np.ndarray | None
-) -> np.ndarray:
-    chunks = generator.stream(portrait_clip.reference, [audio], reference_motion=motion)
-    return np.concatenate([chunk.frames for chunk in chunks])[: len(portrait_clip.frames)]
+) -> Generated:
+    chunks = list(generator.stream(portrait_clip.reference, [audio], reference_motion=motion))
+    count = len(portrait_clip.frames)
+    frames = np.concatenate([chunk.frames for chunk in chunks])[:count]
+    record = generator.preprocessing
+    mouth = None
+    if record is not None and record.struct.uses_sidecar:
+        tokens = torch.cat([chunk.struct.float().cpu() for chunk in chunks], dim=1)
+        normalised = generator.model.projector.unpack(tokens)[0].double().numpy()
+        raw = normalised * np.asarray(record.struct.std) + np.asarray(record.struct.mean)
+        mouth = mouth_open_from_motion(raw)[:count]
+    return Generated(frames, mouth)
+
+
+def structure_audio_correlation(generated: Generated, audio: np.ndarray, fps: int) -> float:
+    """r between the generated structure's jaw opening and the audio envelope (frame 0 left out)."""
+    assert generated.mouth_from_structure is not None
+    envelope = audio_envelope(audio, SAMPLE_RATE, fps, len(generated.mouth_from_structure))
+    return pearson(generated.mouth_from_structure[1:], envelope[1:])
 
 
 @dataclass
 class MouthSyncResult:
-    true_r: list[float]  # own audio
-    swapped_r_driving: list[float]  # another clip's audio, against that audio
-    swapped_r_own: list[float]  # another clip's audio, against the portrait's own audio
-    ground_truth_r: list[float]  # the real frames against their audio (the ceiling)
-    samples: list[tuple[str, np.ndarray]]  # (clip id, generated frames) of the first clips
+    """Per clip r; `*_r` read the mouth from pixels, `structure_*_r` from the generated structure stream."""
+
+    true_r: list[float] = field(default_factory=list)  # own audio
+    swapped_r_driving: list[float] = field(default_factory=list)  # another clip's audio, against it
+    swapped_r_own: list[float] = field(default_factory=list)  # another clip's audio, against the own audio
+    ground_truth_r: list[float] = field(default_factory=list)  # the real frames against their audio
+    structure_true_r: list[float] = field(default_factory=list)
+    structure_swapped_r_driving: list[float] = field(default_factory=list)
+    structure_swapped_r_own: list[float] = field(default_factory=list)
+    samples: list[tuple[str, np.ndarray]] = field(
+        default_factory=list
+    )  # (clip id, frames) of the first clips
 
     def summary(self) -> dict[str, Any]:
         return {
-            k: asdict(Interval.of(v))
-            for k, v in (
-                ("true_r", self.true_r),
-                ("swapped_r_driving", self.swapped_r_driving),
-                ("swapped_r_own", self.swapped_r_own),
-                ("ground_truth_r", self.ground_truth_r),
-            )
+            name: asdict(Interval.of(values))
+            for name, values in vars(self).items()
+            if name != "samples" and values
         }
 
 
@@ -153,28 +179,43 @@ def mouth_sync(
     checkpoint: Path,
     clips: list[SplitClip],
     config: DualForceConfig,
-    reader: MouthReader,
+    reader: MouthReader | None,
     swap: bool = True,
     keep_samples: int = 2,
 ) -> MouthSyncResult:
-    """Generate each clip with its own (and, with `swap`, another identity's) audio and read the mouth."""
+    """Generate each clip with its own (and, with `swap`, another identity's) audio and read the mouth
+    (from pixels with `reader`; from the generated structure when the model was trained on sidecar motion)."""
     record = Preprocessing.load(checkpoint)
     model = DualForceModel.from_pretrained(checkpoint).eval()
     generator = StreamingGenerator.from_config(config, model, preprocessing=record)
     loaded = [load_clip(c) for c in clips]
     identities = [c.identity for c in loaded]
-    result = MouthSyncResult([], [], [], [], [])
+    result = MouthSyncResult()
     for i, clip in enumerate(loaded):
         motion = first_frame_motion(clip.clip_id) if record.struct.uses_sidecar else None
-        frames = generate(generator, clip, clip.audio, motion)
-        result.true_r.append(reader.audio_correlation(frames, clip.audio, SAMPLE_RATE, clip.fps))
-        result.ground_truth_r.append(reader.audio_correlation(clip.frames, clip.audio, SAMPLE_RATE, clip.fps))
+        own = generate(generator, clip, clip.audio, motion)
+        if reader is not None:
+            result.true_r.append(reader.audio_correlation(own.frames, clip.audio, SAMPLE_RATE, clip.fps))
+            result.ground_truth_r.append(
+                reader.audio_correlation(clip.frames, clip.audio, SAMPLE_RATE, clip.fps)
+            )
+        if own.mouth_from_structure is not None:
+            result.structure_true_r.append(structure_audio_correlation(own, clip.audio, clip.fps))
         if len(result.samples) < keep_samples:
-            result.samples.append((clip.clip_id, frames))
+            result.samples.append((clip.clip_id, own.frames))
         j = swap_partner(i, identities)
-        if swap and j != i:
-            driving = loaded[j].audio[: len(clip.audio)]
-            swapped = generate(generator, clip, driving, motion)
-            result.swapped_r_driving.append(reader.audio_correlation(swapped, driving, SAMPLE_RATE, clip.fps))
-            result.swapped_r_own.append(reader.audio_correlation(swapped, clip.audio, SAMPLE_RATE, clip.fps))
+        if not swap or j == i:
+            continue
+        driving = loaded[j].audio[: len(clip.audio)]
+        swapped = generate(generator, clip, driving, motion)
+        if reader is not None:
+            result.swapped_r_driving.append(
+                reader.audio_correlation(swapped.frames, driving, SAMPLE_RATE, clip.fps)
+            )
+            result.swapped_r_own.append(
+                reader.audio_correlation(swapped.frames, clip.audio, SAMPLE_RATE, clip.fps)
+            )
+        if swapped.mouth_from_structure is not None:
+            result.structure_swapped_r_driving.append(structure_audio_correlation(swapped, driving, clip.fps))
+            result.structure_swapped_r_own.append(structure_audio_correlation(swapped, clip.audio, clip.fps))
     return result

@@ -61,7 +61,9 @@ class ClipScores:
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready: a metric that could not be computed (NaN) is None."""
-        return {k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in asdict(self).items()}
+        return {
+            k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in asdict(self).items()
+        }
 
 
 class MetricAccumulator:

@@ -73,6 +73,13 @@ def motion_from_tracks(
     return motion.astype(np.float32)
 
 
+def mouth_open_from_motion(motion: np.ndarray) -> np.ndarray:
+    """Inverse of `motion_from_tracks` for the jaw: raw [T, 70] motion → [T] opening (the mean vertical
+    delta of the lip keypoints that drop with the jaw). Reads a generated structure stream's mouth."""
+    lower = [kp for kp in LIP_KEYPOINTS if kp not in UPPER_LIP]
+    return np.asarray(motion, np.float64)[:, [3 * kp + 1 for kp in lower]].mean(axis=1) / EXP_SCALE
+
+
 def sidecar_tracks(sidecar: Path, start_frame: int, num_frames: int) -> dict[str, np.ndarray]:
     """The clip's frames of a sidecar's `TRACKS` (25 fps timeline → source frames), float64 [num_frames] each."""
     try:

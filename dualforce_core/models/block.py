@@ -117,6 +117,8 @@ class BlockInputs:
     text: Tensor | None = None
     cache: AttentionCache | None = None
     audio_window: Hashable | None = None  # names the audio slice, so a cache can keep its K/V
+    audio_q_rope: Rope | None = None  # each query token's time, in audio tokens
+    audio_k_rope: Rope | None = None  # each audio token's time (the null token unrotated)
 
 
 class DiTBlock(nn.Module):
@@ -168,6 +170,8 @@ class DiTBlock(nn.Module):
         h = self.audio_attn(
             self.audio_norm(x).type_as(x),
             inputs.audio,
+            q_rope=inputs.audio_q_rope,
+            k_rope=inputs.audio_k_rope,
             mask=inputs.audio_mask,
             backend=inputs.backend,
             cache=None if inputs.audio_window is None else inputs.cache,

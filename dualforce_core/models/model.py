@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from dualforce_core.errors import UserError
 from dualforce_core.models.attention import AttentionCache, BlockCausal, DenseMask, FrameSpan, require_flash
-from dualforce_core.models.block import Attention, BlockInputs, DiTBlock, FP32LayerNorm, zero_gate_rows_
+from dualforce_core.models.block import Attention, BlockInputs, DiTBlock, FP32LayerNorm, Rope, zero_gate_rows_
 from dualforce_core.models.bridge import BridgeInputs, BridgeLayer, bridge_layer_indices, struct_layer_for
 from dualforce_core.models.config import ModelConfig
 from dualforce_core.models.embeddings import (
@@ -32,7 +32,7 @@ from dualforce_core.models.embeddings import (
     TimestepEmbedder,
     linear_fp32,
 )
-from dualforce_core.models.rope import temporal_rope, video_rope
+from dualforce_core.models.rope import temporal_rope, time_rope, video_rope
 from dualforce_core.models.struct_tokens import StructTokenProjector, video_frames_for
 
 CONFIG_FILE = "config.json"
@@ -206,6 +206,17 @@ class DualForceModel(nn.Module):
             return BlockCausal(c.chunk_frames, q, k) if c.causal else None
 
         hd_v, hd_s = c.video_dim // c.video_heads, c.struct_dim // c.struct_heads
+        query_time = self.audio_time(frame_idx)
+        key_time = torch.arange(audio_offset, audio_offset + audio_tokens, device=device) + 0.5
+
+        def audio_ropes(tokens_per_frame: int, head_dim: int) -> dict[str, Rope]:
+            return {
+                "audio_q_rope": time_rope(
+                    query_time.repeat_interleave(tokens_per_frame), head_dim, c.rope_theta
+                ),
+                "audio_k_rope": time_rope(key_time, head_dim, c.rope_theta, unrotated_tail=1),
+            }
+
         text_ctx = self.video.text_in(text.to(dtype)) if self.video.text_in and text is not None else None
         v_in = BlockInputs(
             frames=frames,
@@ -217,6 +228,7 @@ class DualForceModel(nn.Module):
             text=text_ctx,
             cache=cache,
             audio_window=audio_slice,
+            **audio_ropes(h * w, hd_v),
         )
         s_in = BlockInputs(
             frames=frames,
@@ -227,6 +239,7 @@ class DualForceModel(nn.Module):
             audio_mask=DenseMask(window.repeat_interleave(tokens_s, dim=1)),
             cache=cache,
             audio_window=audio_slice,
+            **audio_ropes(tokens_s, hd_s),
         )
         b_in = BridgeInputs(
             video_rope_v=temporal_rope(frame_idx, h * w, hd_v, c.rope_theta),
@@ -261,6 +274,13 @@ class DualForceModel(nn.Module):
         pt, ph, pw = self.config.patch_size
         x = x.reshape(x.shape[0], frames, h, w, pt, ph, pw, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
         return x.reshape(x.shape[0], x.shape[1], frames * pt, h * ph, w * pw)
+
+    def audio_time(self, frames: Tensor) -> Tensor:
+        """Centre of each latent frame's video frames in audio tokens (token t spans [t, t+1)): [F]."""
+        c = self.config
+        per_video, per_latent = c.audio_tokens_per_video_frame, c.video_frames_per_latent
+        first = (per_latent * frames - (per_latent - 1)).clamp(min=0)
+        return per_video * (first + per_latent * frames + 1).double() / 2
 
     def audio_window(self, frames: Tensor, audio_tokens: int, batch: int, drop: Tensor | None) -> Tensor:
         """[B, F, T_a + 1] bool: which audio tokens (then the null token) each latent frame may attend."""

@@ -2,7 +2,9 @@
 
 Video tokens use Wan's 3D split of the head dim (t = d - 4*(d//6), h = w = 2*(d//6): 44/42/42 for 128),
 each axis with its own frequency ladder. Structure tokens and the bridge rotate the whole head dim by
-the latent-frame index, so tokens of the two towers that share a frame share a phase.
+the latent-frame index, so tokens of the two towers that share a frame share a phase. Audio
+cross-attention rotates queries and keys by their time in audio tokens, so a frame can tell which part
+of its audio window it is hearing (a position-free window is a bag of sounds: its syllables blur).
 """
 
 from __future__ import annotations
@@ -38,6 +40,16 @@ def temporal_rope(
 ) -> tuple[Tensor, Tensor]:
     """Tables for `tokens_per_frame` tokens per latent frame, all rotated by their frame index."""
     angles = _angles(frames, head_dim, theta).repeat_interleave(tokens_per_frame, dim=0)
+    return angles.cos().float(), angles.sin().float()
+
+
+def time_rope(
+    positions: Tensor, head_dim: int, theta: float, unrotated_tail: int = 0
+) -> tuple[Tensor, Tensor]:
+    """Tables rotating the whole head dim by (fractional) `positions`; `unrotated_tail` extra rows with
+    angle 0 (the audio null token, which has no time)."""
+    angles = _angles(positions, head_dim, theta)
+    angles = torch.cat([angles, angles.new_zeros(unrotated_tail, angles.shape[1])])
     return angles.cos().float(), angles.sin().float()
 
 

@@ -42,7 +42,7 @@ class VaeFitSettings:
     batch_size: int = 2
     window_frames: int = 9  # 1 + 4k: frame 0 alone, then k groups of 4 (the causal cache is exercised)
     lr: float = 3e-4  # 1e-3 oscillates (measured on a one-batch overfit); 3e-4 climbs steadily
-    latent_noise: float = 0.05  # relative to the latents' std: the decoder must tolerate a generator's error
+    latent_noise: float = 0.0  # relative to the latents' std (a generator's error); 0.05 stalled the fit at 16 dB
     max_clips: int = 256
     eval_clips: int = 16
     seed: int = 0
@@ -158,7 +158,7 @@ def fit_vae(
         optimizer.step()
         scheduler.step()
         step += 1
-        if step % 50 == 0:
+        if step % 25 == 0:
             train_psnr = 10 * math.log10(4.0 / max(loss.item(), 1e-12))
             log(
                 f"vae fit: step {step}, train-window PSNR {train_psnr:.2f} dB, {time.monotonic() - started:.0f} s"

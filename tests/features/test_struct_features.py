@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +17,7 @@ from dualforce_core.features.struct import (
     prepare_frames,
     stats_path,
 )
+from dualforce_core.features.struct_sidecar import motion_from_tracks, mouth_open_from_motion
 from tests.features.feature_fixtures import MakeClips
 
 
@@ -47,3 +51,37 @@ def test_rows_hold_motion_per_frame_and_first_frame_keypoints_and_stats(
     stacked = torch.cat(motion).double()
     assert np.allclose(stats.mean, stacked.mean(0).numpy(), atol=1e-6)
     assert np.allclose(stats.std, stacked.std(0, correction=0).clamp_min(1e-6).numpy(), atol=1e-6)
+
+
+def test_sidecar_extractor_writes_the_ground_truth_motion_in_liveportrait_layout(
+    config: DualForceConfig, make_clips: MakeClips, tmp_path: Path
+) -> None:
+    frames = 12
+    t = np.arange(frames)
+    tracks = {
+        "mouth_open": 0.5 + 0.5 * np.sin(t),
+        "yaw": 10 * np.cos(t),
+        "pitch": 4 * np.sin(2 * t),
+        "roll": 2 * np.cos(3 * t),
+        "blink": (t % 5 == 0).astype(float),
+    }
+    sidecar = tmp_path / "clip.json"
+    sidecar.write_text(json.dumps({"fps": 25, **{k: v.tolist() for k, v in tracks.items()}}))
+    make_clips("faces", 1, num_frames=5, sidecar=sidecar)
+    make_clips("faces", 1, num_frames=5, first=1)  # no sidecar: no row, counted
+    sidecar_config = config.model_copy(
+        update={"data": config.data.model_copy(update={"struct_extractor": "sidecar"})}
+    )
+    report = extract_struct_features("faces", sidecar_config, progress=False)
+    assert (report.written, report.without_source, report.extractor_id) == (1, 1, "struct:sidecar")
+    row = read_rows("struct_features").to_pylist()[0]
+    motion = decode_tensor(row["motion"], row["shape"], "float32").numpy()
+    assert motion.shape == (5, 70)
+    np.testing.assert_allclose(
+        motion[:, 63:66], np.stack([tracks[k][:5] for k in ("pitch", "yaw", "roll")], 1), rtol=1e-6
+    )
+    # float32 storage of deltas ~0.03 × opening: a few ulps relative.
+    np.testing.assert_allclose(mouth_open_from_motion(motion), tracks["mouth_open"][:5], rtol=1e-5, atol=1e-6)
+    closed = motion_from_tracks(*(np.zeros(3) for _ in range(5)))
+    assert not closed[:, :63].any(), "a closed, unblinking face has no expression delta"
+    assert load_struct_stats("faces").num_clips == 1

@@ -1,0 +1,109 @@
+"""`dualforce weights fit` / `install-fitted`: stand-ins that carry the face, in the real formats."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
+
+from dualforce_core.cli.main import main
+from dualforce_core.data.config import DataConfig
+from dualforce_core.data.ingest import ingest_dataset
+from dualforce_core.features.latents import load_vae
+from dualforce_core.metrics.mouth import MouthReader, fit_mouth_reader, pearson
+from dualforce_core.sample_data import generate_dataset
+from dualforce_core.weights.fit_vae import FIT_REPORT, VaeFitSettings, decode_unclamped, fit_vae, psnr_db
+
+DATASET = "faces"
+
+
+@pytest.fixture
+def ingested(dualforce_home: Path) -> str:
+    src = dualforce_home / "raw" / DATASET
+    generate_dataset(src, clips=6, seed=0, seconds=0.4, size=64, identities=6)
+    ingest_dataset(
+        DATASET,
+        src,
+        DataConfig(clip_frames=9, clip_stride=9, size=32, video_preset="ultrafast"),
+        progress=False,
+    )
+    return DATASET
+
+
+def test_unclamped_decode_is_the_vae_decode_inside_the_range() -> None:
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(base_dim=8, z_dim=16).eval()
+    z = torch.randn(1, 16, 3, 4, 4) * 0.1
+    with torch.no_grad():
+        clamped, raw = vae.decode(z).sample, decode_unclamped(vae, z)
+    assert raw.shape == clamped.shape == (1, 3, 9, 32, 32)
+    torch.testing.assert_close(raw.clamp(-1, 1), clamped, atol=0, rtol=0)  # same kernels, same order
+
+
+def test_fit_writes_a_loadable_wan_vae_with_its_latent_statistics(ingested: str, tmp_path: Path) -> None:
+    settings = VaeFitSettings(base_dim=8, steps=3, batch_size=1, window_frames=5, eval_clips=2)
+    report = fit_vae(ingested, tmp_path / "vae", settings, log=lambda _: None)
+    assert report.steps == 3 and report.train_clips > 0 and report.heldout_clips > 0
+    assert np.isfinite(report.heldout_psnr_db) and report.heldout_psnr_db > 0
+    vae = load_vae(tmp_path / "vae")  # the real loader
+    assert isinstance(vae, AutoencoderKLWan) and vae.config["z_dim"] == 16
+    assert len(vae.config["latents_mean"]) == len(vae.config["latents_std"]) == 16
+    assert json.loads((tmp_path / "vae" / FIT_REPORT).read_text())["stand_in"] == "fitted"
+
+
+def test_psnr_of_identical_and_offset_images() -> None:
+    a = np.full((2, 4, 4, 3), 100, np.uint8)
+    assert psnr_db(a, a) == float("inf")
+    assert psnr_db(a, a + 1) == pytest.approx(20 * np.log10(255.0), rel=1e-12)  # MSE 1
+
+
+def test_fit_on_a_missing_or_empty_dataset_is_one_clear_error(
+    dualforce_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["weights", "fit", "--out", str(tmp_path / "vae"), "--steps", "1"]
+    assert main([*args, "--dataset", "nowhere"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "no clips of dataset 'nowhere'" in err and "Traceback" not in err
+    empty = dualforce_home / "raw" / "empty"
+    empty.mkdir(parents=True)
+    ingest_dataset("empty", empty, DataConfig(), progress=False)
+    assert main([*args, "--dataset", "empty"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "'empty'" in err and "Traceback" not in err
+    assert not (tmp_path / "vae").exists()
+
+
+def test_fit_refuses_to_overwrite_a_vae_that_is_not_a_stand_in(
+    ingested: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = tmp_path / "weights" / "wan_vae"
+    AutoencoderKLWan(base_dim=8, z_dim=16).save_pretrained(real)  # no STAND-INS.txt: looks real
+    assert main(["weights", "fit", "--dataset", ingested, f"weights.root={tmp_path / 'weights'}"]) == 2
+    assert "not a stand-in" in capsys.readouterr().err
+
+
+def test_mouth_reader_learns_a_visible_quantity_and_round_trips(tmp_path: Path) -> None:
+    """A bright bar whose height is the target: learnable from pixels; held-out r is measured on new bars."""
+    rng = np.random.default_rng(0)
+
+    def bars(n: int) -> tuple[np.ndarray, np.ndarray]:
+        height = rng.uniform(0, 1, n)
+        frames = np.zeros((n, 64, 64, 3), np.uint8)
+        for i, h in enumerate(height):
+            frames[i, 40 : 40 + 1 + int(16 * h), 24:40] = 255
+        return frames, height
+
+    reader = fit_mouth_reader([bars(256)], [bars(64)], steps=150, batch_size=32)
+    assert reader.heldout_r > 0.9  # a 17-level bar height: any working regressor reads it
+    reader.save(tmp_path / "probe.safetensors")
+    loaded = MouthReader.load(tmp_path / "probe.safetensors")
+    frames, height = bars(32)
+    assert loaded.heldout_r == reader.heldout_r
+    np.testing.assert_array_equal(
+        loaded.opening(frames), reader.opening(frames)
+    )  # same weights, same kernels
+    assert pearson(loaded.opening(frames), height) > 0.9
