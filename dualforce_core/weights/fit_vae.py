@@ -42,7 +42,9 @@ class VaeFitSettings:
     batch_size: int = 2
     window_frames: int = 9  # 1 + 4k: frame 0 alone, then k groups of 4 (the causal cache is exercised)
     lr: float = 3e-4  # 1e-3 oscillates (measured on a one-batch overfit); 3e-4 climbs steadily
-    latent_noise: float = 0.0  # relative to the latents' std (a generator's error); 0.05 stalled the fit at 16 dB
+    latent_noise: float = (
+        0.0  # relative to the latents' std (a generator's error); 0.05 stalled the fit at 16 dB
+    )
     max_clips: int = 256
     eval_clips: int = 16
     seed: int = 0
