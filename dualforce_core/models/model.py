@@ -209,13 +209,8 @@ class DualForceModel(nn.Module):
         query_time = self.audio_time(frame_idx)
         key_time = torch.arange(audio_offset, audio_offset + audio_tokens, device=device) + 0.5
 
-        def audio_ropes(tokens_per_frame: int, head_dim: int) -> dict[str, Rope]:
-            return {
-                "audio_q_rope": time_rope(
-                    query_time.repeat_interleave(tokens_per_frame), head_dim, c.rope_theta
-                ),
-                "audio_k_rope": time_rope(key_time, head_dim, c.rope_theta, unrotated_tail=1),
-            }
+        def audio_q_rope(tokens_per_frame: int, head_dim: int) -> Rope:
+            return time_rope(query_time.repeat_interleave(tokens_per_frame), head_dim, c.rope_theta)
 
         text_ctx = self.video.text_in(text.to(dtype)) if self.video.text_in and text is not None else None
         v_in = BlockInputs(
@@ -228,7 +223,8 @@ class DualForceModel(nn.Module):
             text=text_ctx,
             cache=cache,
             audio_window=audio_slice,
-            **audio_ropes(h * w, hd_v),
+            audio_q_rope=audio_q_rope(h * w, hd_v),
+            audio_k_rope=time_rope(key_time, hd_v, c.rope_theta, unrotated_tail=1),
         )
         s_in = BlockInputs(
             frames=frames,
@@ -239,7 +235,8 @@ class DualForceModel(nn.Module):
             audio_mask=DenseMask(window.repeat_interleave(tokens_s, dim=1)),
             cache=cache,
             audio_window=audio_slice,
-            **audio_ropes(tokens_s, hd_s),
+            audio_q_rope=audio_q_rope(tokens_s, hd_s),
+            audio_k_rope=time_rope(key_time, hd_s, c.rope_theta, unrotated_tail=1),
         )
         b_in = BridgeInputs(
             video_rope_v=temporal_rope(frame_idx, h * w, hd_v, c.rope_theta),
