@@ -60,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="steps of the mouth-opening probe fit (metric mouth-audio r; 0 skips it; default %(default)s)",
     )
     fit.add_argument("--seed", type=int, default=defaults.seed)
+    fit.add_argument("--device", default="cpu", help="cpu, cuda, ... (the VAE fit)")
     add_config_args(fit)
     fit.set_defaults(func=_fit)
 
@@ -96,7 +97,7 @@ def _fit(args: argparse.Namespace) -> int:
             f"{out} holds a VAE that is not a stand-in (real weights?): give --out DIR to write the fitted one elsewhere"
         )
     settings = VaeFitSettings(
-        base_dim=args.base_dim, steps=args.steps, max_minutes=args.minutes, seed=args.seed
+        base_dim=args.base_dim, steps=args.steps, max_minutes=args.minutes, seed=args.seed, device=args.device
     )
     report = fit_vae(args.dataset, Path(out), settings)
     if args.out is None:
