@@ -61,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     fit.add_argument("--seed", type=int, default=defaults.seed)
     fit.add_argument("--device", default="cpu", help="cpu, cuda, ... (the VAE fit)")
+    fit.add_argument("--init", type=Path, help="continue fitting this AutoencoderKLWan directory")
     add_config_args(fit)
     fit.set_defaults(func=_fit)
 
@@ -97,7 +98,12 @@ def _fit(args: argparse.Namespace) -> int:
             f"{out} holds a VAE that is not a stand-in (real weights?): give --out DIR to write the fitted one elsewhere"
         )
     settings = VaeFitSettings(
-        base_dim=args.base_dim, steps=args.steps, max_minutes=args.minutes, seed=args.seed, device=args.device
+        base_dim=args.base_dim,
+        steps=args.steps,
+        max_minutes=args.minutes,
+        seed=args.seed,
+        device=args.device,
+        init=args.init,
     )
     report = fit_vae(args.dataset, Path(out), settings)
     if args.out is None:

@@ -35,7 +35,7 @@ FIT_REPORT = "fit_report.json"
 
 @dataclass(frozen=True)
 class VaeFitSettings:
-    base_dim: int = 16
+    base_dim: int = 12  # fp32 weights of ~5.8 MB: small enough to commit a fit
     num_res_blocks: int = 1
     steps: int = 3000
     max_minutes: float = 45.0
@@ -49,6 +49,7 @@ class VaeFitSettings:
     eval_clips: int = 16
     seed: int = 0
     device: str = "cpu"  # a GPU fits in minutes what takes a 2-core CPU hours
+    init: Path | None = None  # continue from this AutoencoderKLWan directory (an earlier, shorter fit)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,12 @@ def fit_vae(
     size = train[0].shape[1]
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    vae = AutoencoderKLWan(base_dim=settings.base_dim, z_dim=Z_DIM, num_res_blocks=settings.num_res_blocks)
+    if settings.init is not None:
+        vae = AutoencoderKLWan.from_pretrained(settings.init)
+    else:
+        vae = AutoencoderKLWan(
+            base_dim=settings.base_dim, z_dim=Z_DIM, num_res_blocks=settings.num_res_blocks
+        )
     vae.to(settings.device)
     optimizer = torch.optim.Adam(vae.parameters(), lr=settings.lr)
     warmup = 50
@@ -179,7 +185,7 @@ def fit_vae(
         heldout_psnr_db=round(mean_psnr(vae, heldout), 2),
         train_psnr_db=round(mean_psnr(vae, train[: settings.eval_clips]), 2),
         size=size,
-        base_dim=settings.base_dim,
+        base_dim=int(vae.config["base_dim"]),
         parameters=sum(p.numel() for p in vae.parameters()),
     )
     out.mkdir(parents=True, exist_ok=True)
