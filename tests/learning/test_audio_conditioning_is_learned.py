@@ -7,8 +7,11 @@ correlated with the driving audio's envelope. The random stand-in VAE carries no
 reads the structure tower's mouth; `bench/lipsync.py` measures the pixels with the fitted VAE.
 
 What it proves: with its own audio the generated mouth follows that audio; fed another clip's audio the
-mouth follows the new audio, not the portrait's own. Margins come from measured runs (see the asserts);
-an audio-blind model scores r ≈ 0 on both (|r| < 0.3 for a 24-frame series by chance at ~2σ).
+mouth follows the new audio, not the portrait's own. Measured (this seed, 2 vCPU): own r 0.75, driving
+0.57, portrait's own 0.03, structure loss gap +64 %. An audio-blind model scores r ≈ 0: for 24-frame
+series chance r has σ ≈ 1/√23 ≈ 0.21, so the mean of 4 clips has σ ≈ 0.1; the thresholds sit 3–4 σ
+above chance and 0.25–0.35 below the measured values, wide enough for float differences between
+machines to move the trajectory without flipping the verdict.
 """
 
 from __future__ import annotations
@@ -75,8 +78,8 @@ def test_generated_mouth_follows_the_driving_audio(dualforce_home: Path) -> None
         sync[k]["mean"]
         for k in ("structure_true_r", "structure_swapped_r_driving", "structure_swapped_r_own")
     )
-    assert own > 0.6, sync
-    assert driving > 0.5 and driving > portrait + 0.3, sync
+    assert own > 0.4, sync
+    assert driving > 0.3 and driving > portrait + 0.25, sync
 
     gap = conditional_loss_gap(
         DualForceModel.from_pretrained(result.final_dir),
@@ -86,5 +89,5 @@ def test_generated_mouth_follows_the_driving_audio(dualforce_home: Path) -> None
         config,
         draws=4,
     )
-    assert gap["struct"].mean > 0.05, gap
+    assert gap["struct"].mean > 0.2 and gap["struct"].low > 0, gap
     assert np.isfinite(gap["video"].mean)
