@@ -54,6 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--base-dim", type=int, default=defaults.base_dim, help="VAE width (default %(default)s)"
     )
     fit.add_argument(
+        "--window-frames",
+        type=int,
+        default=defaults.window_frames,
+        help="frames per training window, 1 (mod 4); use the clips' length (default %(default)s)",
+    )
+    fit.add_argument(
         "--probe-steps",
         type=int,
         default=PROBE_STEPS,
@@ -104,6 +110,7 @@ def _fit(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         init=args.init,
+        window_frames=args.window_frames,
     )
     report = fit_vae(args.dataset, Path(out), settings)
     if args.out is None:
