@@ -193,6 +193,9 @@ def fit_vae(
     out.mkdir(parents=True, exist_ok=True)
     vae.save_pretrained(out)
     (out / FIT_REPORT).write_text(
-        json.dumps({**asdict(report), "settings": asdict(settings), "stand_in": "fitted"}, indent=1) + "\n"
+        json.dumps(
+            {**asdict(report), "settings": asdict(settings), "stand_in": "fitted"}, indent=1, default=str
+        )
+        + "\n"
     )
     return report
