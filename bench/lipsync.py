@@ -6,7 +6,7 @@
 
 Real code paths end to end, on a synthetic dataset with enough identities to generalise:
 `sample-data` → ingest → features (HuBERT stand-in, the `sidecar` structure extractor, latents from the
-VAE in the weights folder: a random stand-in unless `dualforce weights fit` replaced it) → the mouth
+VAE in the weights folder: the shipped stand-in fitted to these faces, or `--vae random`) → the mouth
 probe fitted on the train identities → two trainings of the same model, one with audio and one with
 `train.audio_dropout=1.0` (the audio-ablated control) → on held-out identities:
 1. the conditional loss gap per modality (own vs another clip's audio, same σ and noise), 95 % interval;
@@ -54,6 +54,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--draws", type=int, default=8, help="σ/noise draws per clip for the loss gap")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--probe-steps", type=int, default=1000, help="mouth-probe fit steps")
+    parser.add_argument(
+        "--vae",
+        choices=["fitted", "random"],
+        default="fitted",
+        help="the shipped VAE fitted to these faces (dualforce weights install-fitted), or a random one",
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -106,6 +112,7 @@ def prepare_data(args: argparse.Namespace) -> dict[str, Any]:
     from dualforce_core.weights.fit_data import split_clips
     from dualforce_core.weights.fit_mouth import fit_mouth_probe
     from dualforce_core.weights.fit_vae import mean_psnr
+    from dualforce_core.weights.fitted import install_fitted
     from dualforce_core.weights.registry import mark_fitted
 
     config = load_config(None, overrides(args, False))
@@ -118,6 +125,8 @@ def prepare_data(args: argparse.Namespace) -> dict[str, Any]:
     weights = paths.weights_dir()
     if not (weights / "STAND-INS.txt").is_file():
         init_random(weights, seed=args.seed)
+        if args.vae == "fitted":
+            install_fitted(weights)
     print(ingest_dataset("lipsync", raw, config.data, progress=False).summary())
     for extract in (extract_audio_features, extract_struct_features, extract_video_latents):
         report = extract("lipsync", config, progress=False)

@@ -10,6 +10,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import dagster as dg
 
@@ -38,8 +39,17 @@ def _summary(result: dg.ExecuteInProcessResult) -> str:
     checks = ", ".join(
         f"{c.check_name}={'pass' if c.passed else 'FAIL'}" for c in result.get_asset_check_evaluations()
     )
+    metrics = evaluation.get("metrics")
+    metrics = metrics if isinstance(metrics, dict) else {}
+    report_dir = Path(str(evaluation.get("report_dir", ".")))
+    strips = sorted(report_dir.glob("samples/*_strip.png"))
     return "\n".join(
         [
+            f"mouth-audio r on held-out synthetic people (the mouth read from the decoded pixels vs the "
+            f"driving audio's loudness): generated {metrics.get('mouth_audio_r', 'n/a')}, ground truth "
+            f"{metrics.get('gt_mouth_audio_r', 'n/a')}",
+            f"side by side (ground truth | generated): {report_dir / 'samples'}; frame strip "
+            f"{strips[0] if strips else 'n/a'}",
             f"clips: {clips.get('rows')} (table {clips.get('table_uri')}; preview {clips.get('preview_path')})",
             f"checks: {checks}",
             f"model: {checkpoint.get('final_model')} (step {checkpoint.get('step')}, loss {checkpoint.get('last_loss')})",
@@ -62,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     print(f"DualForce demo — data root {paths.home()}")
     try:
-        print(describe(prepare_demo_inputs(args.clips, args.seconds, args.size, args.seed)))
+        print(describe(prepare_demo_inputs(args.clips, args.seconds, args.size, args.seed, args.identities)))
     except UserError as err:
         print(f"demo: error: {err}", file=sys.stderr)
         return 2

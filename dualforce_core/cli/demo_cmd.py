@@ -13,16 +13,23 @@ from dualforce_core.pipeline_support.demo_inputs import describe, prepare_demo_i
 
 
 def add_demo_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--clips", type=int, default=4, help="synthetic videos to generate (first run only)")
-    parser.add_argument("--seconds", type=float, default=2.0, help="length of each synthetic video")
-    parser.add_argument("--size", type=int, default=128, help="synthetic video resolution in pixels")
+    parser.add_argument(
+        "--clips", type=int, default=96, help="synthetic videos to generate (first run only; default 96)"
+    )
+    parser.add_argument(
+        "--identities", type=int, help="distinct synthetic people (default: clips / 2, so 48 by default)"
+    )
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of each synthetic video")
+    parser.add_argument(
+        "--size", type=int, default=64, help="synthetic video resolution (64: what the fitted VAE knows)"
+    )
     parser.add_argument("--seed", type=int, default=0)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="prepare the demo: synthetic dataset + random stand-in weights under $DUALFORCE_HOME",
+        help="prepare the demo: synthetic dataset + stand-in weights under $DUALFORCE_HOME",
         description="Writes raw/sample/ and weights/ under $DUALFORCE_HOME when missing. `make demo` does "
         "this and then runs the whole Dagster pipeline on it.",
     )
@@ -32,6 +39,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     print(f"DualForce demo inputs — data root {paths.home()}")
-    print(describe(prepare_demo_inputs(args.clips, args.seconds, args.size, args.seed)))
+    print(describe(prepare_demo_inputs(args.clips, args.seconds, args.size, args.seed, args.identities)))
     print("next: `make demo` (python -m pipelines.demo) runs the pipeline on them")
     return 0

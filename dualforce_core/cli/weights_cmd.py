@@ -9,8 +9,10 @@ from dualforce_core import paths
 from dualforce_core.cli.common import add_config_args, config_from_args
 from dualforce_core.errors import UserError
 from dualforce_core.weights import COMPONENTS, MissingWeightsError, WeightsRegistry, init_random
+from dualforce_core.weights.fit_data import split_clips
 from dualforce_core.weights.fit_mouth import fit_mouth_probe
 from dualforce_core.weights.fit_vae import VaeFitSettings, fit_vae
+from dualforce_core.weights.fitted import FITTED_ROOT, install_fitted
 from dualforce_core.weights.registry import mark_fitted
 
 PROBE_STEPS = 1000
@@ -27,6 +29,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     init.add_argument("--out", help="folder to write (default: $DUALFORCE_WEIGHTS)")
     init.add_argument("--seed", type=int, default=0)
     init.set_defaults(func=_init_random)
+
+    fitted = sub.add_parser(
+        "install-fitted",
+        help="copy the shipped FITTED stand-ins (VAE + mouth probe fitted to the 64-px synthetic faces)",
+        description=f"Copies {FITTED_ROOT} over the random stand-ins of a weights folder (written by "
+        "init-random) and labels them FITTED in STAND-INS.txt. They carry the synthetic faces only.",
+    )
+    fitted.add_argument("--out", type=Path, help="weights folder (default: $DUALFORCE_WEIGHTS)")
+    fitted.set_defaults(func=_install_fitted)
 
     fit = sub.add_parser(
         "fit",
@@ -59,6 +70,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=defaults.window_frames,
         help="frames per training window, 1 (mod 4); use the clips' length (default %(default)s)",
     )
+    fit.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help="windows per step (default %(default)s)"
+    )
+    fit.add_argument(
+        "--max-clips", type=int, default=defaults.max_clips, help="train clips read (default %(default)s)"
+    )
+    fit.add_argument("--lr", type=float, default=defaults.lr, help="Adam learning rate (default %(default)s)")
     fit.add_argument(
         "--probe-steps",
         type=int,
@@ -96,6 +114,17 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _install_fitted(args: argparse.Namespace) -> int:
+    root = args.out or paths.weights_dir()
+    if not (root / "STAND-INS.txt").is_file():
+        raise UserError(
+            f"{root} has no STAND-INS.txt: run `dualforce weights init-random --out {root}` first"
+        )
+    for name in install_fitted(root):
+        print(f"installed the FITTED stand-in {name} in {root} (synthetic faces only, not a real network)")
+    return 0
+
+
 def _fit(args: argparse.Namespace) -> int:
     registry = WeightsRegistry.from_config(config_from_args(args).weights)
     out = args.out or registry.location("wan_vae")
@@ -111,8 +140,13 @@ def _fit(args: argparse.Namespace) -> int:
         device=args.device,
         init=args.init,
         window_frames=args.window_frames,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        max_clips=args.max_clips,
     )
-    report = fit_vae(args.dataset, Path(out), settings)
+    train = [c.frames for c in split_clips(args.dataset, "train", settings.max_clips)]
+    heldout = [c.frames for c in split_clips(args.dataset, "test", settings.eval_clips)]
+    report = fit_vae(args.dataset, train, heldout, Path(out), settings)
     if args.out is None:
         mark_fitted(registry.root, "wan_vae", f"fitted to dataset {args.dataset!r}")
     print(

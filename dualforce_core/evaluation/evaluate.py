@@ -111,6 +111,7 @@ def _selected_clips(dataset: str, split: str, limit: int | None, config: EvalCon
 class _Scored:
     scorer: MetricAccumulator
     samples: list[str]  # side-by-side videos, relative to the report dir
+    strips: list[str]  # their frame strips (PNG), relative to the report dir
     resolution: tuple[int, ...]  # ground truth (height, width)
     generated_resolutions: set[tuple[int, ...]]
 
@@ -119,7 +120,7 @@ def _score(
     selected: list[SplitClip], generator: Generator | None, scorer: MetricAccumulator, report_dir: Path
 ) -> _Scored:
     """Generate (unless ground-truth-only) and score clip by clip, writing the first side-by-side videos."""
-    scored = _Scored(scorer, [], (), set())
+    scored = _Scored(scorer, [], [], (), set())
     for clip in iter_clips(selected):
         generated = None
         if generator is not None:
@@ -133,7 +134,10 @@ def _score(
             report_files.write_side_by_side(
                 report_dir / sample, clip.frames, right, clip.audio, clip.fps, SAMPLE_RATE
             )
+            strip = f"{report_files.SAMPLES_DIR}/{clip.clip_id}_strip.png"
+            report_files.write_frame_strip(report_dir / strip, clip.frames, right)
             scored.samples.append(sample)
+            scored.strips.append(strip)
         scored.resolution = clip.frames.shape[1:3]
     return scored
 
@@ -254,6 +258,7 @@ def evaluate(
         "protocol": _protocol(selected, scored, eval_config, weights),
         "clips": [c.as_dict() for c in scored.scorer.clips],
         "samples": scored.samples,
+        "strips": scored.strips,
         "plot": report_files.PLOT,
         "mlflow_run_id": None,
     }

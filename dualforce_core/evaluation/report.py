@@ -71,6 +71,25 @@ def write_side_by_side(
         container.mux(sound.encode())
 
 
+def write_frame_strip(
+    path: Path, real: np.ndarray, fake: np.ndarray, frames: int = 10, step: int = 2
+) -> None:
+    """PNG of ground truth (top row) over generated (bottom row), every `step`-th frame from frame 1:
+    the mouth's motion at a glance, where a single frame shows none. Small frames are enlarged (nearest)."""
+    count = min(len(real), len(fake))
+    picks = list(range(1, count, step))[:frames] or [0]
+    height, width = real.shape[1:3]
+    scale = max(1, 128 // max(height, width))
+
+    def tile(frame: np.ndarray) -> np.ndarray:
+        if frame.shape[:2] != (height, width):
+            frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+        return np.repeat(np.repeat(frame, scale, axis=0), scale, axis=1)
+
+    rows = [np.hstack([tile(video[i]) for i in picks]) for video in (real, fake)]
+    cv2.imwrite(str(path), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+
+
 def plot_metrics(
     path: Path, metrics: dict[str, float | None], clips: list[dict[str, Any]], title: str
 ) -> None:
@@ -140,6 +159,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "## Samples (ground truth | generated)",
         "",
         *(f"- [{Path(sample).stem}]({sample})" for sample in report["samples"]),
+        "",
+        *(f"![every 2nd frame: ground truth over generated]({strip})" for strip in report.get("strips", [])),
         "",
         "## Time (seconds)",
         "",

@@ -18,14 +18,11 @@ from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
 from dualforce_core.config import DualForceConfig
 from dualforce_core.data.media import decode_video
 from dualforce_core.data.tensor_codec import encode_tensor
-from dualforce_core.errors import UserError
 from dualforce_core.features.stage import ExtractReport, run_extractor
+from dualforce_core.features.vae_layout import Z_DIM, frames_to_video
 from dualforce_core.weights import WeightsRegistry
 
 TABLE = "video_latents"
-Z_DIM = 16
-TEMPORAL_STRIDE = 4
-SPATIAL_STRIDE = 8
 
 
 def build_stand_in(target: Path, seed: int) -> None:
@@ -50,16 +47,6 @@ def _stats(vae: AutoencoderKLWan, like: torch.Tensor) -> tuple[torch.Tensor, tor
     mean = torch.tensor(vae.config["latents_mean"], dtype=torch.float32, device=like.device).view(shape)
     std = torch.tensor(vae.config["latents_std"], dtype=torch.float32, device=like.device).view(shape)
     return mean, std
-
-
-def frames_to_video(frames: np.ndarray) -> torch.Tensor:
-    """uint8 [B, T, H, W, 3] → float [B, 3, T, H, W] in [-1, 1], checking the VAE's shape rules."""
-    _, t, h, w, _ = frames.shape
-    if t % TEMPORAL_STRIDE != 1:
-        raise UserError(f"clips need 1 (mod 4) frames for the Wan VAE; got {t} (it would drop the rest)")
-    if h % SPATIAL_STRIDE or w % SPATIAL_STRIDE:
-        raise UserError(f"frame size {h}×{w} is not a multiple of {SPATIAL_STRIDE}")
-    return torch.from_numpy(frames).permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
 
 
 @torch.no_grad()

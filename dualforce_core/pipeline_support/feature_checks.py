@@ -17,9 +17,9 @@ from dualforce_core.data.tensor_codec import decode_tensor
 from dualforce_core.data.training_dataset import REQUIRED_TABLES
 from dualforce_core.features.audio import TOKENS_PER_FRAME
 from dualforce_core.features.flame import FLAME_DIM
-from dualforce_core.features.latents import SPATIAL_STRIDE, TEMPORAL_STRIDE, Z_DIM
 from dualforce_core.features.liveportrait import MOTION_DIM, NUM_KP
 from dualforce_core.features.stage import sql_str
+from dualforce_core.features.vae_layout import SPATIAL_STRIDE, TEMPORAL_STRIDE, Z_DIM
 
 SCAN_BATCH = 64
 

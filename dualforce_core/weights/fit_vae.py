@@ -27,8 +27,7 @@ import torch
 from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
 
 from dualforce_core.errors import UserError
-from dualforce_core.features.latents import Z_DIM, frames_to_video
-from dualforce_core.weights.fit_data import split_clips
+from dualforce_core.features.vae_layout import Z_DIM, frames_to_video
 
 FIT_REPORT = "fit_report.json"
 
@@ -76,10 +75,10 @@ def psnr_db(reference: np.ndarray, test: np.ndarray) -> float:
 
 def _roundtrip(vae: AutoencoderKLWan, frames: np.ndarray) -> np.ndarray:
     """uint8 [T, H, W, 3] → the VAE's reconstruction, uint8, via the posterior mean (as extraction does)."""
-    video = frames_to_video(frames[None])
+    video = frames_to_video(frames[None]).to(vae.device)
     with torch.no_grad():
         out = vae.decode(vae.encode(video).latent_dist.mode()).sample
-    return ((out[0].clamp(-1, 1).permute(1, 2, 3, 0).numpy() + 1.0) * 127.5).round().astype(np.uint8)
+    return ((out[0].clamp(-1, 1).permute(1, 2, 3, 0).cpu().numpy() + 1.0) * 127.5).round().astype(np.uint8)
 
 
 def decode_unclamped(vae: AutoencoderKLWan, z: torch.Tensor) -> torch.Tensor:
@@ -108,7 +107,10 @@ def _latent_stats(vae: AutoencoderKLWan, clips: list[np.ndarray]) -> tuple[list[
     with torch.no_grad():
         z = torch.cat(
             [
-                vae.encode(frames_to_video(c[None])).latent_dist.mode().transpose(0, 1).flatten(1)
+                vae.encode(frames_to_video(c[None]).to(vae.device))
+                .latent_dist.mode()
+                .transpose(0, 1)
+                .flatten(1)
                 for c in clips
             ],
             dim=1,
@@ -118,15 +120,18 @@ def _latent_stats(vae: AutoencoderKLWan, clips: list[np.ndarray]) -> tuple[list[
 
 def fit_vae(
     dataset: str,
+    train: list[np.ndarray],
+    heldout: list[np.ndarray],
     out: Path,
     settings: VaeFitSettings,
     log: Callable[[str], None] = print,
 ) -> VaeFitReport:
-    """Train on the dataset's train identities, measure on its held-out ones, save to `out`."""
+    """Train on `train` clips (uint8 [T, H, W, 3], the train identities of `dataset`), measure PSNR on
+    `heldout` (other identities), save to `out`. `weights.fit_data.split_clips` reads both from the tables."""
     if settings.window_frames % 4 != 1:
         raise UserError(f"window_frames must be 1 (mod 4), got {settings.window_frames}")
-    train = [c.frames for c in split_clips(dataset, "train", settings.max_clips)]
-    heldout = [c.frames for c in split_clips(dataset, "test", settings.eval_clips)]
+    if not train or not heldout:
+        raise UserError(f"dataset {dataset!r}: a fit needs train and held-out clips")
     if min(len(c) for c in train) < settings.window_frames:
         raise UserError(
             f"clips of dataset {dataset!r} are shorter than window_frames={settings.window_frames}"
@@ -144,14 +149,17 @@ def fit_vae(
     optimizer = torch.optim.Adam(vae.parameters(), lr=settings.lr)
     warmup = 50
 
-    def lr_at(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / settings.steps)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
     started = time.monotonic()
     deadline = started + 60.0 * settings.max_minutes
+
+    def lr_at(step: int) -> float:
+        """Warm-up, then a cosine over whichever budget, steps or minutes, runs out first."""
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = max(step / settings.steps, (time.monotonic() - started) / (deadline - started))
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
     step = 0
     vae.train()
     while step < settings.steps and time.monotonic() < deadline:
@@ -175,7 +183,7 @@ def fit_vae(
             log(
                 f"vae fit: step {step}, train-window PSNR {train_psnr:.2f} dB, {time.monotonic() - started:.0f} s"
             )
-    vae.eval().cpu()
+    vae.eval()
     mean, std = _latent_stats(vae, train[: settings.eval_clips * 2])
     vae.register_to_config(latents_mean=mean, latents_std=std)
     report = VaeFitReport(
@@ -191,7 +199,7 @@ def fit_vae(
         parameters=sum(p.numel() for p in vae.parameters()),
     )
     out.mkdir(parents=True, exist_ok=True)
-    vae.save_pretrained(out)
+    vae.cpu().save_pretrained(out)
     (out / FIT_REPORT).write_text(
         json.dumps(
             {**asdict(report), "settings": asdict(settings), "stand_in": "fitted"}, indent=1, default=str
