@@ -11,13 +11,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from dualforce_core import paths
 from dualforce_core.config import load_config
-from dualforce_core.lora.files import LORA_SUBDIR, checkpoint_config
+from dualforce_core.lora.files import LORA_SUBDIR
+from dualforce_core.models.model import checkpoint_config
 from dualforce_core.pipeline_support.lora_sample import lora_side_by_side
-from dualforce_core.pipeline_support.mlflow_runs import create_run, mark_failed
 from pipelines.failures import user_errors_as_failures
-from pipelines.launchers import train_command
+from pipelines.launchers import launch_training
 from pipelines.partitions import datasets_partitions
 from pipelines.resources import REPO_ROOT, ComputeSettings, DualForceSettings, MlflowSettings
 
@@ -63,25 +62,18 @@ def lora_adapter(
         run_config = load_config(str(config_path), overrides)
     if not run_config.lora.enabled:
         raise dg.Failure(f"{config_path} does not set lora.enabled: true", allow_retries=False)
-    tags = {"dagster.run_id": context.run.run_id, "dataset": dataset, "dualforce.kind": "lora"}
-    run_id = create_run(
-        run_config.train.experiment, f"{dataset}-lora-{context.run.run_id[:8]}", tags, mlflow.uri()
+    run_dir, trained = launch_training(
+        context,
+        pipes_client,
+        compute,
+        mlflow,
+        experiment=run_config.train.experiment,
+        run_name=f"{dataset}-lora-{context.run.run_id[:8]}",
+        kind="lora",
+        config_path=str(config_path),
+        overrides=overrides,
+        base_checkpoint=base,
     )
-    run_dir = paths.runs_dir() / dataset / run_id
-    launch_overrides = [*overrides, f"train.device={compute.device.split(':')[0]}"]
-    command = train_command(dataset, run_dir, str(config_path), launch_overrides, compute.nproc, base)
-    env = {
-        paths.HOME_ENV: str(paths.home()),
-        paths.WEIGHTS_ENV: str(paths.weights_dir()),
-        "MLFLOW_TRACKING_URI": mlflow.uri(),
-        "MLFLOW_RUN_ID": run_id,
-    }
-    context.log.info(f"launching {' '.join(command)} (MLflow run {run_id})")
-    try:
-        trained = pipes_client.run(command=command, context=context, env=env).get_materialize_result()
-    except BaseException:  # an interrupted run (Ctrl-C) too: never leave the MLflow run RUNNING
-        mark_failed(run_id, mlflow.uri())
-        raise
     with user_errors_as_failures():
         sample = lora_side_by_side(
             base, run_dir / LORA_SUBDIR, dataset, run_config, run_dir / "samples", config.sample_scale

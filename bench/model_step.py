@@ -68,9 +68,8 @@ def run(args: argparse.Namespace) -> str:
         torch.set_num_threads(args.threads)
     if args.backend == "flex" and device.type == "cpu":
         raise UserError("flex attention has no backward on CPU in torch; use --backend sdpa or --device cuda")
-    model = DualForceModel.from_preset(
-        args.preset, device=device, dtype=DTYPES[args.dtype], attention_backend=args.backend
-    )
+    model = DualForceModel.from_preset(args.preset, device=device, dtype=DTYPES[args.dtype])
+    model.set_attention_backend(args.backend)
     model.train()
     kw = model.dummy_inputs(args.batch_size, args.latent_frames, seed=0, height=args.height, width=args.width)
 

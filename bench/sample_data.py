@@ -10,7 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from dualforce_core.sample_data import AUDIO_RATES, FPS, generate_dataset
+from dualforce_core.sample_data import AUDIO_RATES, generate_dataset
+from dualforce_core.timeline import FPS, SAMPLE_RATE
 
 
 def main() -> None:
@@ -20,7 +21,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--audio-rate", type=int, default=16000, choices=AUDIO_RATES)
+    parser.add_argument("--audio-rate", type=int, default=SAMPLE_RATE, choices=AUDIO_RATES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="keep the clips here (default: a temporary folder, deleted after)")
     args = parser.parse_args()

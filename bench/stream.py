@@ -31,6 +31,14 @@ from dualforce_core.inference.sampler import AudioTrack, ChunkedSampler
 from dualforce_core.inference.vae_stream import StreamingVaeDecoder, to_uint8_frames
 from dualforce_core.models import DualForceModel
 from dualforce_core.schedulers.config import DiffusionConfig
+from dualforce_core.timeline import (
+    AUDIO_TOKENS_PER_FRAME,
+    FPS,
+    SPATIAL_STRIDE,
+    TEMPORAL_STRIDE,
+    latent_frames_covering,
+    video_frames_of,
+)
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 HEADER = (
@@ -87,11 +95,13 @@ def stream_once(
     no_kv_cache: bool,
 ) -> dict[str, float]:
     c = model.config
-    frames = round(seconds * 25)
-    latent_frames = 1 + -(-(frames - 1) // 4)
+    frames = round(seconds * FPS)
+    latent_frames = latent_frames_covering(frames)
     chunks = max(1, -(-(latent_frames - 1) // c.chunk_frames))
     g = torch.Generator().manual_seed(0)
-    audio = AudioTrack(torch.randn(2 * frames, c.audio_layers, c.audio_dim, generator=g), ended=True)
+    audio = AudioTrack(
+        torch.randn(AUDIO_TOKENS_PER_FRAME * frames, c.audio_layers, c.audio_dim, generator=g), ended=True
+    )
     ref_v = torch.randn(1, c.video_in_channels, 1, latent_hw, latent_hw, generator=g)
     ref_s = torch.randn(1, 1, c.struct_tokens_per_frame, model.projector.token_dim, generator=g)
     sampler = ChunkedSampler(model, inference, DiffusionConfig(), no_kv_cache=no_kv_cache)
@@ -130,29 +140,32 @@ def run(args: argparse.Namespace) -> str:
     if args.resolution % 16:
         raise UserError(f"--resolution must be a multiple of 16, got {args.resolution}")
     torch.manual_seed(0)
-    model = DualForceModel.from_preset(
-        args.preset, device=device, dtype=dtype, attention_backend=args.backend
-    )
+    model = DualForceModel.from_preset(args.preset, device=device, dtype=dtype)
     model.eval()
     vae = build_vae(args.vae, device, dtype)
     inference = InferenceConfig(
-        steps=args.steps, cache_frames=args.cache_frames, pipelined=args.pipelined, pipeline_lag=1
+        steps=args.steps,
+        cache_frames=args.cache_frames,
+        pipelined=args.pipelined,
+        pipeline_lag=1,
+        attention_backend=args.backend,
     )
+    model.set_attention_backend(inference.attention_backend)
 
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    latent_hw = args.resolution // 8
+    latent_hw = args.resolution // SPATIAL_STRIDE
     with torch.no_grad():
         stream_once(model, vae, inference, latent_hw, 0.4, sync, args.no_kv_cache)  # warm-up: one chunk
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         t = stream_once(model, vae, inference, latent_hw, args.seconds, sync, args.no_kv_cache)
-    chunk_frames = 4 * model.config.chunk_frames
+    chunk_frames = TEMPORAL_STRIDE * model.config.chunk_frames
     per_chunk = t["chunks"] + 1
     model_ms, decode_ms = 1000 * t["model"] / per_chunk, 1000 * t["decode"] / per_chunk
-    video_frames = 1 + chunk_frames * t["chunks"]
+    video_frames = video_frames_of(1 + model.config.chunk_frames * int(t["chunks"]))
     sustained = t["later_frames"] / t["later_s"] if t["later_s"] else float("nan")
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**30

@@ -35,6 +35,7 @@ from dualforce_core.lora.adapter import prepare_lora_training, trainable_paramet
 from dualforce_core.lora.config import LoraConfig
 from dualforce_core.models import DualForceModel
 from dualforce_core.schedulers.sigma_sampler import SigmaSampler
+from dualforce_core.timeline import SPATIAL_STRIDE
 from dualforce_core.training.ema import EMA
 from dualforce_core.training.parallelize import DistInfo, parallelize
 from dualforce_core.training.trainer import build_loss, forward_loss
@@ -78,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _batch(model: DualForceModel, args: argparse.Namespace) -> dict[str, Any]:
-    side = args.resolution // 8
+    side = args.resolution // SPATIAL_STRIDE
     inputs = model.dummy_inputs(args.batch, args.latent_frames, seed=0, height=side, width=side)
     return {key: inputs[key].float() for key in ("video", "struct", "audio")}
 
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> str:
     config = load_config(
         overrides=[
             f"model.preset={args.preset}",
-            f"model.attention_backend={args.attention_backend}",
+            f"train.attention_backend={args.attention_backend}",
             f"train.batch_size={args.batch}",
             f"train.activation_checkpointing={args.activation_checkpointing == 'on'}",
             f"train.compile={args.compile == 'on'}",
@@ -101,6 +102,7 @@ def run(args: argparse.Namespace) -> str:
     device = torch.device(args.device)
     torch.manual_seed(0)
     model = DualForceModel(config.model)
+    model.set_attention_backend(config.train.attention_backend)
     if args.lora:
         prepare_lora_training(
             model, LoraConfig(enabled=True, rank=args.lora_rank, alpha=float(args.lora_rank))

@@ -1,13 +1,20 @@
-"""The command line that starts training out of process: plain Python for one process, `torchrun` for more.
+"""Training out of process: plain Python for one process, `torchrun` for more, launched through Dagster Pipes.
 
 Both run `pipelines.train_entry`, which calls the trainer and, on rank 0, reports back through Dagster
-Pipes; the trainer itself knows nothing of Dagster.
+Pipes; the trainer itself knows nothing of Dagster. `launch_training` is the one launch every training
+asset (full and LoRA) goes through.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+import dagster as dg
+
+from dualforce_core import paths
+from dualforce_core.pipeline_support.mlflow_runs import create_run, mark_failed
+from pipelines.resources import ComputeSettings, MlflowSettings
 
 
 def train_command(
@@ -29,3 +36,44 @@ def train_command(
         launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
         return [sys.executable, *launcher, *entry]
     return [sys.executable, *entry]
+
+
+def launch_training(
+    context: dg.AssetExecutionContext,
+    pipes_client: dg.PipesSubprocessClient,
+    compute: ComputeSettings,
+    mlflow: MlflowSettings,
+    *,
+    experiment: str,
+    run_name: str,
+    kind: str,
+    config_path: str | None,
+    overrides: list[str],
+    base_checkpoint: Path | None = None,
+) -> tuple[Path, dg.MaterializeResult]:
+    """Train this partition's dataset; returns the run dir and what rank 0 reported.
+
+    The MLflow run is opened here, so its id exists before any process starts and every rank logs into
+    it; a launch that fails or is interrupted marks it failed rather than leaving it RUNNING.
+    """
+    dataset = context.partition_key
+    tags = {"dagster.run_id": context.run.run_id, "dataset": dataset, "dualforce.kind": kind}
+    run_id = create_run(experiment, run_name, tags, mlflow.uri())
+    run_dir = paths.runs_dir() / dataset / run_id
+    device_override = f"train.device={compute.device.split(':')[0]}"
+    command = train_command(
+        dataset, run_dir, config_path, [*overrides, device_override], compute.nproc, base_checkpoint
+    )
+    env = {
+        paths.HOME_ENV: str(paths.home()),
+        paths.WEIGHTS_ENV: str(paths.weights_dir()),
+        "MLFLOW_TRACKING_URI": mlflow.uri(),
+        "MLFLOW_RUN_ID": run_id,
+    }
+    context.log.info(f"launching {' '.join(command)} (MLflow run {run_id})")
+    try:
+        invocation = pipes_client.run(command=command, context=context, env=env)
+    except BaseException:  # an interrupted run (Ctrl-C) too: never leave the MLflow run RUNNING
+        mark_failed(run_id, mlflow.uri())
+        raise
+    return run_dir, invocation.get_materialize_result()

@@ -13,13 +13,13 @@ from safetensors.torch import save_file
 
 from dualforce_core.cli.common import add_config_args, config_from_args
 from dualforce_core.errors import UserError
-from dualforce_core.features.audio import SAMPLE_RATE
-from dualforce_core.inference.frontend import FPS, load_portrait, load_speech, portrait_settings
+from dualforce_core.inference.frontend import load_portrait, load_speech, portrait_settings
 from dualforce_core.inference.generator import StreamingGenerator
 from dualforce_core.inference.writer import Mp4Writer
 from dualforce_core.models import DualForceModel
 from dualforce_core.models.block import GATE_ROWS, DiTBlock
 from dualforce_core.preprocessing import Preprocessing
+from dualforce_core.timeline import FPS, SAMPLE_RATE, video_frames_for_samples
 from dualforce_core.weights import WeightsRegistry
 
 FEED_SECONDS = 0.5  # audio is fed to the generator in pieces this long, as a live source would
@@ -115,7 +115,7 @@ def run_generate(args: argparse.Namespace) -> int:
     for note in generator.stats.notes:
         print(f"note: {note}", file=sys.stderr)
 
-    total = -(-len(speech) // (SAMPLE_RATE // FPS))
+    total = video_frames_for_samples(len(speech))
     latents, structs = [], []
     with Mp4Writer(args.out, FPS, SAMPLE_RATE) as writer:
         writer.add_audio(speech)

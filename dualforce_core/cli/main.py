@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "dualforce_core.cli.evaluate_cmd",
     "dualforce_core.cli.generate_cmd",
     "dualforce_core.cli.lora_cmd",
+    "dualforce_core.cli.serve_cmd",
 )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from dualforce_core.sample_data import AUDIO_RATES, FPS, generate_dataset
+from dualforce_core.sample_data import AUDIO_RATES, generate_dataset
+from dualforce_core.timeline import FPS, SAMPLE_RATE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,9 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--audio-rate",
         type=int,
-        default=16000,
+        default=SAMPLE_RATE,
         choices=AUDIO_RATES,
-        help="AAC sample rate in Hz (default 16000)",
+        help=f"AAC sample rate in Hz (default {SAMPLE_RATE})",
     )
     parser.add_argument(
         "--identities", type=int, metavar="K", help="number of distinct people (default max(2, clips // 2))"

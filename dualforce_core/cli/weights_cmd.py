@@ -74,6 +74,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--batch-size", type=int, default=defaults.batch_size, help="windows per step (default %(default)s)"
     )
     fit.add_argument(
+        "--crop",
+        type=int,
+        default=defaults.crop,
+        help="train on random square crops of this size (0: whole frames)",
+    )
+    fit.add_argument(
+        "--motion-weight",
+        type=float,
+        default=defaults.motion_weight,
+        help="extra loss weight on moving pixels (mouth, eyes), in units of the mean motion (default %(default)s)",
+    )
+    fit.add_argument(
         "--max-clips", type=int, default=defaults.max_clips, help="train clips read (default %(default)s)"
     )
     fit.add_argument("--lr", type=float, default=defaults.lr, help="Adam learning rate (default %(default)s)")
@@ -143,6 +155,8 @@ def _fit(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         max_clips=args.max_clips,
+        crop=args.crop,
+        motion_weight=args.motion_weight,
     )
     train = [c.frames for c in split_clips(args.dataset, "train", settings.max_clips)]
     heldout = [c.frames for c in split_clips(args.dataset, "test", settings.eval_clips)]

@@ -7,10 +7,11 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from dualforce_core.config_model import ConfigModel
+from dualforce_core.timeline import FPS, SAMPLE_RATE
 
 
 class DataConfig(ConfigModel):
-    fps: int = 25
+    fps: int = FPS
     clip_frames: int = Field(49, description="frames per clip; must be 1 (mod 4) for the Wan VAE")
     clip_stride: int = Field(48, ge=1)
     size: int = Field(256, ge=16, multiple_of=16, description="square training resolution in pixels")
@@ -23,7 +24,7 @@ class DataConfig(ConfigModel):
     max_resolution: int = Field(4096, description="longest side allowed in a source video")
     max_duration_s: float = 3600.0
     vfr_policy: Literal["resample", "reject"] = "resample"
-    audio_sample_rate: int = 16000
+    audio_sample_rate: int = SAMPLE_RATE
     video_crf: int = 18
     video_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = Field(
         "veryfast", description="libx264 speed/size trade-off for clip blobs; superfast encodes ~4x faster"

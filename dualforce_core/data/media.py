@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 import soundfile as sf
 
+from dualforce_core.timeline import FPS
+
 VFR_TOLERANCE = 0.25
 """A frame interval further than this fraction from the median interval marks the stream as VFR."""
 
@@ -120,10 +122,10 @@ def probe(path: Path) -> Probe:
     intervals = np.diff(np.asarray(times))
     if intervals.size:
         median = float(np.median(intervals))
-        step = median if median > 0 else 1.0 / 25
+        step = median if median > 0 else 1.0 / FPS
         variable = bool(np.any(np.abs(intervals - median) > VFR_TOLERANCE * step))
     else:
-        step, variable = 1.0 / 25, False
+        step, variable = 1.0 / FPS, False
     return Probe(
         width=width,
         height=height,
@@ -161,7 +163,7 @@ def decode_frames(path: Path) -> Iterator[tuple[float, av.VideoFrame]]:
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        rate = float(stream.average_rate or 25)
+        rate = float(stream.average_rate or FPS)
         index = 0
         try:
             for packet in container.demux(stream):

@@ -29,6 +29,7 @@ from dualforce_core.errors import UserError
 from dualforce_core.features.struct import load_struct_stats
 from dualforce_core.models.config import ModelConfig
 from dualforce_core.models.struct_tokens import StructTokenProjector
+from dualforce_core.timeline import TEMPORAL_STRIDE, latent_frames_of, pool_to_latent_frames
 
 REQUIRED_TABLES = ("video_latents", "struct_features", "audio_features")
 OPTIONAL_TABLES = ("flame_params",)
@@ -39,7 +40,6 @@ FILLED_BY = {
     "audio_features": "dualforce extract audio",
     "flame_params": "dualforce extract flame",
 }
-VIDEO_FRAMES_PER_LATENT = 4
 
 
 @dataclass(frozen=True)
@@ -54,16 +54,6 @@ class ClipIndex:
     @property
     def bucket(self) -> tuple[int, ...]:
         return (*self.latent_shape, *self.audio_shape)
-
-
-def latent_frame_groups(num_frames: int) -> list[list[int]]:
-    """Video frames behind each latent frame of the causal VAE: [0], [1..4], [5..8], ..."""
-    if num_frames < 1 or (num_frames - 1) % VIDEO_FRAMES_PER_LATENT:
-        raise UserError(f"a clip of {num_frames} frames does not map to latent frames (needs 1 mod 4)")
-    groups = [[0]]
-    for start in range(1, num_frames, VIDEO_FRAMES_PER_LATENT):
-        groups.append(list(range(start, start + VIDEO_FRAMES_PER_LATENT)))
-    return groups
 
 
 def _open_pinned(name: str, version: int | None) -> lance.LanceDataset | None:
@@ -188,10 +178,14 @@ class TrainingDataset(Dataset[dict[str, Any]]):
         motion_row = self._row("struct_features", pos["struct_features"], ["motion", "shape"])
         motion = decode_tensor(motion_row["motion"], motion_row["shape"], "float32")
         num_frames = motion.shape[0]
-        groups = latent_frame_groups(num_frames)
-        if len(groups) != video.shape[1]:
+        if num_frames < 1 or (num_frames - 1) % TEMPORAL_STRIDE:
             raise UserError(
-                f"clip {item.clip_id}: {num_frames} structure frames give {len(groups)} latent frames, "
+                f"a clip of {num_frames} frames does not map to latent frames (needs 1 mod {TEMPORAL_STRIDE})"
+            )
+        latent_frames = latent_frames_of(num_frames)
+        if latent_frames != video.shape[1]:
+            raise UserError(
+                f"clip {item.clip_id}: {num_frames} structure frames give {latent_frames} latent frames, "
                 f"video_latents has {video.shape[1]}"
             )
         normalised = (motion - self.struct_mean) / self.struct_std
@@ -202,7 +196,7 @@ class TrainingDataset(Dataset[dict[str, Any]]):
         if "flame_params" in pos:
             flame_row = self._row("flame_params", pos["flame_params"], ["params", "shape"])
             per_frame = decode_tensor(flame_row["params"], flame_row["shape"], "float32")
-            out["flame"] = torch.stack([per_frame[g].mean(0) for g in groups])
+            out["flame"] = pool_to_latent_frames(per_frame[None], latent_frames)[0]
         return out
 
 

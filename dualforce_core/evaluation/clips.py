@@ -10,7 +10,7 @@ import numpy as np
 from dualforce_core.data import lance_store, media
 from dualforce_core.errors import UserError
 from dualforce_core.evaluation.split import SplitClip
-from dualforce_core.metrics.mfcc import SAMPLE_RATE
+from dualforce_core.timeline import FPS, SAMPLE_RATE
 
 _COLUMNS = ["clip_id", "fps", "video", "audio", "audio_sample_rate"]
 
@@ -36,10 +36,10 @@ def load_clip(clip: SplitClip) -> EvalClip:
     row = table.to_pylist()[0]
     frames = media.decode_video(row["video"])
     audio, rate = media.decode_audio(row["audio"])
-    if rate != SAMPLE_RATE or row["fps"] != 25 or frames.shape[0] == 0:
+    if rate != SAMPLE_RATE or row["fps"] != FPS or frames.shape[0] == 0:
         raise UserError(
             f"clip {clip.clip_id} has {frames.shape[0]} frames at {row['fps']} fps and audio at {rate} Hz; "
-            f"the metrics need 25 fps video and {SAMPLE_RATE} Hz audio (re-ingest with the default data.fps "
+            f"the metrics need {FPS} fps video and {SAMPLE_RATE} Hz audio (re-ingest with the default data.fps "
             "and data.audio_sample_rate)"
         )
     return EvalClip(clip.clip_id, clip.identity, frames, np.asarray(audio, np.float32), int(row["fps"]))

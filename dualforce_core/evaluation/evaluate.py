@@ -28,7 +28,7 @@ from dualforce_core.evaluation.generation import Generator, checkpoint_generator
 from dualforce_core.evaluation.scoring import HEADLINE, MetricAccumulator
 from dualforce_core.evaluation.split import SplitClip, dataset_clips, select_split
 from dualforce_core.metrics import MetricNetworks, protocol
-from dualforce_core.metrics.mfcc import SAMPLE_RATE
+from dualforce_core.timeline import FPS, SAMPLE_RATE
 from dualforce_core.training.tracking import RunLogger
 from dualforce_core.weights import WeightsRegistry
 
@@ -158,7 +158,7 @@ def _protocol(
         "resolution": list(scored.resolution),
         "generated_resolution": [list(r) for r in sorted(scored.generated_resolutions)],
         "frames_per_clip": sorted({c.frames for c in scored.scorer.clips}),
-        "fps": 25,
+        "fps": FPS,
         "audio_sample_rate": SAMPLE_RATE,
         "sync_offsets": config.sync_offsets,
         "fvd_clip_frames": config.fvd_clip_frames,

@@ -17,13 +17,11 @@ from dualforce_core.config import DualForceConfig
 from dualforce_core.errors import UserError
 from dualforce_core.inference.frontend import portrait_settings
 from dualforce_core.inference.generator import StreamingGenerator
-from dualforce_core.metrics.mfcc import SAMPLE_RATE
 from dualforce_core.models import DualForceModel
 from dualforce_core.preprocessing import Preprocessing
+from dualforce_core.timeline import FPS, SAMPLE_RATE
 
 Generator = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-FPS = 25
 
 
 def generate_clip(generator: Generator, reference_frame: np.ndarray, audio: np.ndarray) -> np.ndarray:

@@ -35,10 +35,10 @@ from dualforce_core.metrics.mouth import MouthReader, audio_envelope, pearson
 from dualforce_core.models import DualForceModel
 from dualforce_core.preprocessing import Preprocessing
 from dualforce_core.schedulers.sigma_sampler import SigmaSampler
+from dualforce_core.timeline import SAMPLE_RATE
 from dualforce_core.training.config import LossWeights
 from dualforce_core.training.trainer import forward_loss
 
-SAMPLE_RATE = 16000
 MODALITIES = ("video", "struct")
 
 

@@ -35,8 +35,8 @@ from dualforce_core.metrics import (
     video_clips,
 )
 from dualforce_core.metrics.identity import FACE_SIZE
-from dualforce_core.metrics.mfcc import SAMPLE_RATE
 from dualforce_core.metrics.syncnet import CROP_SIZE
+from dualforce_core.timeline import SAMPLE_RATE
 
 HEADLINE = ("fid", "fvd", "sync_c", "sync_d", "csim", "acd")
 """The numbers every report leads with (logged to MLflow as `eval/<name>`)."""

@@ -21,11 +21,10 @@ from dualforce_core.data.media import decode_audio
 from dualforce_core.data.tensor_codec import encode_tensor
 from dualforce_core.errors import UserError
 from dualforce_core.features.stage import ExtractReport, run_extractor
+from dualforce_core.timeline import AUDIO_TOKENS_PER_FRAME, SAMPLE_RATE
 from dualforce_core.weights import WeightsRegistry
 
 TABLE = "audio_features"
-SAMPLE_RATE = 16000
-TOKENS_PER_FRAME = 2
 PREPROCESSOR_FILE = "preprocessor_config.json"
 
 
@@ -86,7 +85,7 @@ def hubert_features(
             )
         states = tuple(states[i] for i in layers)
     features = torch.stack(states, dim=2).float().cpu()  # [B, T, L, D]
-    target = TOKENS_PER_FRAME * num_frames
+    target = AUDIO_TOKENS_PER_FRAME * num_frames
     if features.shape[1] < target:
         pad = features[:, -1:].expand(-1, target - features.shape[1], -1, -1)
         features = torch.cat([features, pad], dim=1)

@@ -1,4 +1,4 @@
-"""FLAME parameters → the `flame_params` table: per frame 53 floats (expression, jaw, pose), float32 [T, 53].
+"""FLAME parameters → the `flame_params` table: float32 [T, 53] per clip, laid out as `flame_layout` says.
 
 `DataConfig.flame_extractor` picks the source:
 - `sidecar`: ground truth from the clip's sidecar JSON (the synthetic dataset writes per-source-frame
@@ -26,13 +26,13 @@ from dualforce_core.data.media import decode_video
 from dualforce_core.data.tensor_codec import encode_tensor
 from dualforce_core.errors import UserError
 from dualforce_core.features.stage import ExtractReport, run_extractor
+from dualforce_core.flame_layout import FLAME_DIM
+from dualforce_core.timeline import FPS
 from dualforce_core.weights import WeightsRegistry
 
 TABLE = "flame_params"
-FLAME_DIM = 53
 INPUT_SIZE = 224
 FRAME_BATCH = 16
-TIMELINE_FPS = 25  # clips' start_frame counts frames of the 25 fps timeline
 
 Regressor = Callable[[np.ndarray], np.ndarray]
 
@@ -100,10 +100,10 @@ def sidecar_params(sidecar: Path, start_frame: int, num_frames: int) -> np.ndarr
     try:
         record = json.loads(sidecar.read_text())
         flame = np.asarray(record["flame"], np.float32)
-        fps = float(record.get("fps", TIMELINE_FPS))
+        fps = float(record.get("fps", FPS))
     except (OSError, ValueError, KeyError) as err:
         raise UserError(f"cannot read FLAME lists from sidecar {sidecar}: {err}") from None
-    index = np.rint((start_frame + np.arange(num_frames)) * fps / TIMELINE_FPS).astype(np.int64)
+    index = np.rint((start_frame + np.arange(num_frames)) * fps / FPS).astype(np.int64)
     if flame.ndim != 2 or flame.shape[1] != FLAME_DIM or index[-1] >= len(flame):
         raise UserError(
             f"sidecar {sidecar} has flame {list(flame.shape)}; clip needs source frames up to {index[-1]} "

@@ -25,8 +25,8 @@ import numpy as np
 from dualforce_core.errors import UserError
 from dualforce_core.features.liveportrait import MOTION_DIM, NUM_KP
 from dualforce_core.models.struct_tokens import LIP_KEYPOINTS
+from dualforce_core.timeline import FPS
 
-TIMELINE_FPS = 25  # clips' start_frame counts frames of the 25 fps timeline
 EYE_KEYPOINTS = (11, 13, 15, 16, 18)
 BROW_KEYPOINTS = (1, 2)
 UPPER_LIP = (6, 12)  # the lip keypoints that stay with the skull; the rest drop with the jaw
@@ -85,10 +85,10 @@ def sidecar_tracks(sidecar: Path, start_frame: int, num_frames: int) -> dict[str
     try:
         record = json.loads(sidecar.read_text())
         tracks = {name: np.asarray(record[name], np.float64) for name in TRACKS}
-        fps = float(record.get("fps", TIMELINE_FPS))
+        fps = float(record.get("fps", FPS))
     except (OSError, ValueError, KeyError) as err:
         raise UserError(f"cannot read motion tracks {TRACKS} from sidecar {sidecar}: {err}") from None
-    index = np.rint((start_frame + np.arange(num_frames)) * fps / TIMELINE_FPS).astype(np.int64)
+    index = np.rint((start_frame + np.arange(num_frames)) * fps / FPS).astype(np.int64)
     shortest = min(len(t) for t in tracks.values())
     if index[-1] >= shortest:
         raise UserError(

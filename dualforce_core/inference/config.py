@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from dualforce_core.config_model import ConfigModel
+from dualforce_core.models.attention import AttentionBackend
 
 
 class InferenceConfig(ConfigModel):
@@ -22,6 +23,7 @@ class InferenceConfig(ConfigModel):
     )
     device: str = "cpu"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    attention_backend: AttentionBackend = Field("sdpa", description="flash needs flash-attn (a CUDA machine)")
     hubert_window_s: float = Field(
         10.0, gt=0, description="HuBERT runs on windows this long (bounded memory)"
     )

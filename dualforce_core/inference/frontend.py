@@ -23,16 +23,21 @@ from dualforce_core.data.config import DataConfig
 from dualforce_core.data.crop import center_box, detect_face_box, load_detector
 from dualforce_core.data.media import MediaError, decode_audio_track, to_square
 from dualforce_core.errors import UserError
-from dualforce_core.features.audio import SAMPLE_RATE, TOKENS_PER_FRAME, normalize_waveform
+from dualforce_core.features.audio import normalize_waveform
 from dualforce_core.features.liveportrait import MOTION_DIM, MotionExtractor
 from dualforce_core.features.struct import motion_params
 from dualforce_core.models import StructTokenProjector
 from dualforce_core.preprocessing import Preprocessing, StructNormalisation
+from dualforce_core.timeline import (
+    AUDIO_TOKENS_PER_FRAME,
+    FPS,
+    SAMPLE_RATE,
+    SAMPLES_PER_TOKEN,
+    video_frames_for_samples,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".mp4", ".m4a")
-FPS = 25
-SAMPLES_PER_TOKEN = SAMPLE_RATE // (FPS * TOKENS_PER_FRAME)  # 320: HuBERT's hop
 RECEPTIVE_FIELD = 400  # samples behind HuBERT's first token
 SILENCE_PEAK = 1e-4
 
@@ -102,11 +107,6 @@ def check_speech(samples: np.ndarray, name: str, max_seconds: float) -> None:
         )
 
 
-def video_frames_for_samples(samples: int) -> int:
-    """Video frames at 25 fps that cover `samples` of 16 kHz audio."""
-    return -(-samples // (SAMPLE_RATE // FPS))
-
-
 class HubertStreamer:
     """Windowed HuBERT: `push` waveform pieces, get the tokens whose right context has arrived; `flush`
     at the end returns the rest, padded (last token repeated) to 2 tokens per covered video frame."""
@@ -114,8 +114,8 @@ class HubertStreamer:
     def __init__(self, model: HubertModel, normalize: bool, window_s: float, context_s: float) -> None:
         self.model = model
         self.normalize = normalize
-        self.window = max(1, round(window_s * FPS * TOKENS_PER_FRAME))
-        self.context = round(context_s * FPS * TOKENS_PER_FRAME)
+        self.window = max(1, round(window_s * FPS * AUDIO_TOKENS_PER_FRAME))
+        self.context = round(context_s * FPS * AUDIO_TOKENS_PER_FRAME)
         self.samples = np.zeros(0, np.float32)
         self.sample_offset = 0  # global index of samples[0], a multiple of SAMPLES_PER_TOKEN
         self.emitted = 0
@@ -131,7 +131,7 @@ class HubertStreamer:
         return self._cat(out)
 
     def flush(self) -> Tensor:
-        target = TOKENS_PER_FRAME * video_frames_for_samples(self.received)
+        target = AUDIO_TOKENS_PER_FRAME * video_frames_for_samples(self.received)
         if self.emitted >= target:
             return self._cat([])
         if self.received - self._sample_start() < RECEPTIVE_FIELD:

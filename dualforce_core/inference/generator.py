@@ -26,12 +26,13 @@ from dualforce_core.errors import UserError
 from dualforce_core.features.audio import load_hubert
 from dualforce_core.features.latents import encode_latents, load_vae
 from dualforce_core.features.liveportrait import MotionExtractor, load_motion_extractor
-from dualforce_core.inference.frontend import HubertStreamer, reference_struct, video_frames_for_samples
+from dualforce_core.inference.frontend import HubertStreamer, reference_struct
 from dualforce_core.inference.provenance import provenance_notes
 from dualforce_core.inference.sampler import AudioTrack, ChunkedSampler
 from dualforce_core.inference.vae_stream import StreamingVaeDecoder, to_uint8_frames
 from dualforce_core.models import DualForceModel, StructTokenProjector
 from dualforce_core.preprocessing import Preprocessing
+from dualforce_core.timeline import latent_frames_covering, video_frames_for_samples
 from dualforce_core.weights import WeightsRegistry
 from dualforce_core.weights.registry import MissingWeightsError
 
@@ -132,6 +133,7 @@ class StreamingGenerator:
                 extractor = load_motion_extractor(registry.path("liveportrait_motion")).to(device)
             except MissingWeightsError:
                 notes.append("no LivePortrait weights: the reference structure is the dataset mean")
+        model.set_attention_backend(inf.attention_backend)
         generator = cls(
             model.to(device, DTYPES[inf.dtype]),
             vae,
@@ -192,7 +194,7 @@ class StreamingGenerator:
         self.stats.audio_s += time.perf_counter() - t0
         audio.ended = True
         state.total_frames = video_frames_for_samples(state.samples)
-        latent_frames = 1 + -(-(state.total_frames - 1) // 4)
+        latent_frames = latent_frames_covering(state.total_frames)
         chunks = -(-(latent_frames - 1) // sampler.chunk_frames)
         sampler.total_chunks = max(chunks, state.chunks)
         yield from self._drain(inputs, audio, sampler, decoder, state, start)

@@ -27,6 +27,7 @@ class WindowedAudioModel(DualForceModel):
         with torch.device("meta"):
             windowed = cls(model.config)
         windowed.load_state_dict(model.state_dict(keep_vars=True), assign=True)
+        windowed.set_attention_backend(model.attention_backend)
         return windowed.train(model.training)
 
     def forward(self, *args: Any, **kwargs: Any) -> DualForceOutput:

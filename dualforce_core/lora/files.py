@@ -22,7 +22,6 @@ from peft import LoraConfig as PeftLoraConfig
 from peft import PeftType
 from peft.functional import get_peft_model_state_dict, set_peft_model_state_dict
 from peft.tuners.lora import Linear as LoraLinear
-from pydantic import ValidationError
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
@@ -38,47 +37,30 @@ from dualforce_core.lora.adapter import (
 )
 from dualforce_core.lora.config import group_of
 from dualforce_core.models import DualForceModel, ModelConfig
-from dualforce_core.models.model import CONFIG_FILE, WEIGHTS_FILE
+from dualforce_core.models.model import WEIGHTS_FILE, checkpoint_config
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
 LORA_SUBDIR = "lora"
 KEY_PREFIX = "base_model.model."
-# Fields that change how the model runs, not which weights it has: an adapter carries across them.
-RUNTIME_FIELDS = frozenset({"attention_backend"})
 _LORA_KEY = re.compile(r"^(?P<module>.+)\.lora_[AB]\.weight$")
 
 
-def canonical_config(config: ModelConfig) -> dict[str, Any]:
-    return {k: v for k, v in config.model_dump(mode="json").items() if k not in RUNTIME_FIELDS}
-
-
 def config_hash(config: ModelConfig) -> str:
-    """sha256 of the model config as canonical JSON (sorted keys, no spaces, runtime fields left out)."""
-    text = json.dumps(canonical_config(config), sort_keys=True, separators=(",", ":"))
+    """sha256 of the model config as canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def checkpoint_config(base_dir: str | Path) -> ModelConfig:
-    """The model config of a `save_pretrained` checkpoint, validated (defaults filled in)."""
-    path = Path(base_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise UserError(f"{base_dir} is not a saved DualForce model: {CONFIG_FILE} is missing")
-    try:
-        return ModelConfig.model_validate(json.loads(path.read_text()))
-    except (json.JSONDecodeError, ValidationError) as err:
-        raise UserError(f"{path} is not a valid DualForce model config: {err}") from None
-
-
 def load_base(base_checkpoint: str | Path, expected: ModelConfig | None = None) -> DualForceModel:
-    """The base of a LoRA run (`--base-checkpoint DIR`), built from the run's `model` config.
+    """The base of a LoRA run (`--base-checkpoint DIR`), checked against the run's `model` config.
 
     UserError if that config describes another model (the adapters would be trained for weights that are
-    not there); runtime fields such as `attention_backend` are the run's, not the checkpoint's.
+    not there).
     """
     config = checkpoint_config(base_checkpoint)
     if expected is not None and config_hash(expected) != config_hash(config):
-        ours, theirs = canonical_config(expected), canonical_config(config)
+        ours, theirs = expected.model_dump(mode="json"), config.model_dump(mode="json")
         differ = sorted(k for k in ours if ours[k] != theirs.get(k))
         raise UserError(
             f"base checkpoint {base_checkpoint} is not the model this config describes "
@@ -87,7 +69,7 @@ def load_base(base_checkpoint: str | Path, expected: ModelConfig | None = None) 
     weights = Path(base_checkpoint) / WEIGHTS_FILE
     if not weights.is_file():
         raise UserError(f"{base_checkpoint} is not a saved DualForce model: {WEIGHTS_FILE} is missing")
-    model = DualForceModel.from_config(expected or config)
+    model = DualForceModel.from_config(config)
     model.load_state_dict(load_file(weights))
     return model
 
@@ -190,7 +172,7 @@ def check_base(info: AdapterInfo, model_config: ModelConfig, what: str = "this m
             f"{model_config.preset!r}: load it on the base checkpoint it was trained from"
         )
     if info.base_config_sha256 != config_hash(model_config):
-        ours = canonical_config(model_config)
+        ours = model_config.model_dump(mode="json")
         differ = sorted(
             k for k in set(ours) | set(info.base_config) if ours.get(k) != info.base_config.get(k)
         )
@@ -230,7 +212,7 @@ def save_adapter(
     data["dualforce"] = {
         "preset": model.config.preset,
         "base_config_sha256": config_hash(model.config),
-        "base_config": canonical_config(model.config),
+        "base_config": model.config.model_dump(mode="json"),
         "base_checkpoint": str(base_checkpoint) if base_checkpoint else None,
     }
     tmp = out / f".{ADAPTER_WEIGHTS}.tmp"

@@ -13,14 +13,9 @@ import torch
 
 from dualforce_core.errors import UserError
 from dualforce_core.lora.adapter import DEFAULT_ADAPTER, adapter_names, delta_weights
-from dualforce_core.lora.files import (
-    check_base,
-    checkpoint_config,
-    config_hash,
-    load_adapter,
-    read_adapter_info,
-)
+from dualforce_core.lora.files import check_base, config_hash, load_adapter, read_adapter_info
 from dualforce_core.models import DualForceModel
+from dualforce_core.models.model import checkpoint_config
 from dualforce_core.preprocessing import Preprocessing
 
 MERGE_RECORD = "lora_merge.json"
@@ -50,6 +45,7 @@ def merged_model(model: DualForceModel, name: str = DEFAULT_ADAPTER) -> DualForc
         state[f"{path}.weight"] = (weight.float() + delta.float()).to(weight.dtype)
     merged = DualForceModel.from_config(model.config.model_copy(), device="meta")
     merged.load_state_dict(state, strict=True, assign=True)
+    merged.set_attention_backend(model.attention_backend)
     return merged.train(model.training)
 
 

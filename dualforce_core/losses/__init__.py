@@ -3,7 +3,6 @@
 from dualforce_core.losses.dualforce_loss import DualForceLoss, LossInputs, LossOutput
 from dualforce_core.losses.flame import FlameHead, flame_alignment_loss
 from dualforce_core.losses.flow_matching import flow_matching_loss
-from dualforce_core.losses.latent_frames import pool_to_latent_frames
 from dualforce_core.losses.lipsync import LipSyncContrastiveLoss, LipSyncOutput
 
 __all__ = [
@@ -15,5 +14,4 @@ __all__ = [
     "LossOutput",
     "flame_alignment_loss",
     "flow_matching_loss",
-    "pool_to_latent_frames",
 ]

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from dualforce_core.errors import UserError
+from dualforce_core.flame_layout import FLAME_DIM
 from dualforce_core.losses.flame import FlameHead, flame_alignment_loss
 from dualforce_core.losses.flow_matching import flow_matching_loss
 from dualforce_core.losses.lipsync import LipSyncContrastiveLoss
@@ -68,7 +69,7 @@ class DualForceLoss(nn.Module):
         struct_token_dim: int,
         audio_dim: int,
         lip_tokens: Sequence[int] = (),
-        flame_dim: int = 53,
+        flame_dim: int = FLAME_DIM,
         lipsync_window: int = 2,
         lipsync_max_shift: int = 3,
     ) -> None:

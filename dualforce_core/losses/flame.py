@@ -12,6 +12,8 @@ import logging
 import torch
 from torch import Tensor, nn
 
+from dualforce_core.flame_layout import FLAME_DIM
+
 logger = logging.getLogger(__name__)
 
 _announced_missing_targets = False
@@ -20,7 +22,7 @@ _announced_missing_targets = False
 class FlameHead(nn.Module):
     """MLP from one latent frame's predicted clean structure (any trailing shape) to FLAME parameters."""
 
-    def __init__(self, in_features: int, flame_dim: int = 53, hidden: int = 256) -> None:
+    def __init__(self, in_features: int, flame_dim: int = FLAME_DIM, hidden: int = 256) -> None:
         super().__init__()
         self.in_features = in_features
         self.net = nn.Sequential(

@@ -20,8 +20,8 @@ import numpy as np
 from scipy.fft import dct
 
 from dualforce_core.errors import UserError
+from dualforce_core.timeline import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 FRAME_LENGTH = 400  # 25 ms
 FRAME_STEP = 160  # 10 ms, so 4 steps per video frame at 25 fps
 NFFT = 512

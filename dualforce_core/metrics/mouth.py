@@ -117,6 +117,27 @@ class MouthReader:
         return pearson(opening[skip_frames:], envelope[skip_frames:])
 
 
+def _blur(batch: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of [N, 3, H, W] (reflect padding), σ in pixels."""
+    radius = max(1, int(np.ceil(2.5 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=batch.dtype)
+    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).repeat(3, 1, 1, 1)
+    x = nn.functional.pad(batch, (radius, radius, radius, radius), mode="reflect")
+    x = nn.functional.conv2d(x, kernel.view(3, 1, 1, -1), groups=3)
+    return nn.functional.conv2d(x, kernel.view(3, 1, -1, 1), groups=3)
+
+
+def _degrade(batch: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """What a decoder does to a frame: half the batch blurred (σ up to 1.5 px) plus a little noise, so the
+    probe reads a softened mouth as well as a sharp one instead of keying on its crisp edges."""
+    out = batch.clone()
+    for i in np.flatnonzero(rng.random(len(batch)) < 0.5):
+        out[i : i + 1] = _blur(batch[i : i + 1], float(rng.uniform(0.4, 1.5)))
+    noise = torch.from_numpy(rng.normal(0.0, 0.02, out.shape)).to(out.dtype)
+    return out + noise
+
+
 def fit_mouth_reader(
     train: list[tuple[np.ndarray, np.ndarray]],
     heldout: list[tuple[np.ndarray, np.ndarray]],
@@ -137,7 +158,7 @@ def fit_mouth_reader(
         pick = torch.from_numpy(rng.integers(0, len(x), batch_size))
         batch = x[pick]
         shift = [int(v) for v in rng.integers(-3, 4, 2)]  # small translations: generated heads drift
-        batch = torch.roll(batch, shifts=shift, dims=(2, 3))
+        batch = _degrade(torch.roll(batch, shifts=shift, dims=(2, 3)), rng)
         loss = nn.functional.mse_loss(probe(batch), y[pick])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

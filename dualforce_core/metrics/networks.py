@@ -15,6 +15,7 @@ import torch
 
 from dualforce_core.metrics import i3d, identity, inception, syncnet
 from dualforce_core.metrics.mouth import MouthReader
+from dualforce_core.timeline import FPS
 from dualforce_core.weights.registry import WeightsRegistry
 
 NAMES = ("inception", "i3d", "syncnet", "arcface")
@@ -80,7 +81,7 @@ def protocol(
             f"rescale=True, resize=True to {i3d.INPUT_SIZE}); non-overlapping {clip_frames}-frame clips"
         ),
         "Sync": (
-            f"SyncNet v2, {syncnet.CROP_SIZE}x{syncnet.CROP_SIZE} BGR face crops at {syncnet.FPS} fps, "
+            f"SyncNet v2, {syncnet.CROP_SIZE}x{syncnet.CROP_SIZE} BGR face crops at {FPS} fps, "
             f"{syncnet.WINDOW_FRAMES}-frame windows vs {syncnet.WINDOW_STEPS} MFCC steps, offsets ±{max_offset}; "
             "Sync-D = min mean distance, Sync-C = median − min (syncnet_python)"
         ),

@@ -22,11 +22,11 @@ import torch
 from torch import nn
 
 from dualforce_core.errors import UserError
-from dualforce_core.metrics.mfcc import FRAME_STEP, SAMPLE_RATE, mfcc
+from dualforce_core.metrics.mfcc import FRAME_STEP, mfcc
+from dualforce_core.timeline import SAMPLE_RATE, SAMPLES_PER_FRAME
 
-FPS = 25
 WINDOW_FRAMES = 5
-MFCC_STEPS_PER_FRAME = SAMPLE_RATE // FPS // FRAME_STEP  # 4
+MFCC_STEPS_PER_FRAME = SAMPLES_PER_FRAME // FRAME_STEP  # 4
 WINDOW_STEPS = WINDOW_FRAMES * MFCC_STEPS_PER_FRAME  # 20
 CROP_SIZE = 224
 EMBEDDING_DIM = 1024
@@ -142,7 +142,7 @@ def syncnet_distances(
     move that many frames after the sound, the sign syncnet_python reports.
     """
     video, sound = _check_inputs(frames, audio)
-    usable = min(video.shape[0], sound.shape[0] // (SAMPLE_RATE // FPS))
+    usable = min(video.shape[0], sound.shape[0] // SAMPLES_PER_FRAME)
     windows = usable - WINDOW_FRAMES
     if windows < 1:
         raise UserError(

@@ -18,13 +18,16 @@ import warnings
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from dualforce_core.errors import UserError
+
+# A run's choice (`train.attention_backend`, `inference.attention_backend`), not the checkpoint's.
+AttentionBackend = Literal["sdpa", "flex", "flash"]
 
 
 def chunk_of_frame(frames: Tensor, chunk_frames: int) -> Tensor:
@@ -172,7 +175,7 @@ def require_flash() -> ModuleType:
         return importlib.import_module("flash_attn")
     except ImportError:
         raise UserError(
-            "attention_backend 'flash' needs the flash-attn package (pip install 'dualforce[gpu]' on a CUDA "
+            "attention backend 'flash' needs the flash-attn package (pip install 'dualforce[gpu]' on a CUDA "
             "machine); use attention_backend 'sdpa' or 'flex' instead"
         ) from None
 
@@ -186,14 +189,14 @@ def _flash(q: Tensor, k: Tensor, v: Tensor, mask: Mask) -> Tensor:
     return torch.cat([flash_attn_func(q[:, a:b], k[:, :n], v[:, :n]) for a, b, n in prefix_runs(mask)], dim=1)
 
 
-BACKENDS: dict[str, Callable[[Tensor, Tensor, Tensor, Mask], Tensor]] = {
+BACKENDS: dict[AttentionBackend, Callable[[Tensor, Tensor, Tensor, Mask], Tensor]] = {
     "sdpa": _sdpa,
     "flex": _flex,
     "flash": _flash,
 }
 
 
-def attend(q: Tensor, k: Tensor, v: Tensor, mask: Mask, backend: str) -> Tensor:
+def attend(q: Tensor, k: Tensor, v: Tensor, mask: Mask, backend: AttentionBackend) -> Tensor:
     """Multi-head attention on [B, S, heads, head_dim] tensors; a full `BlockCausal` drops its mask."""
     if isinstance(mask, BlockCausal) and mask.is_full():
         mask = None

@@ -9,7 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dualforce_core.models.attention import AttentionCache, BlockCausal, DenseMask, Mask, attend
+from dualforce_core.models.attention import (
+    AttentionBackend,
+    AttentionCache,
+    BlockCausal,
+    DenseMask,
+    Mask,
+    attend,
+)
 from dualforce_core.models.rope import apply_rope
 
 Rope = tuple[Tensor, Tensor]
@@ -65,7 +72,7 @@ class Attention(nn.Module):
         q_rope: Rope | None = None,
         k_rope: Rope | None = None,
         mask: Mask = None,
-        backend: str = "sdpa",
+        backend: AttentionBackend = "sdpa",
         cache: AttentionCache | None = None,
         context_window: Hashable | None = None,
     ) -> Tensor:
@@ -111,7 +118,7 @@ class BlockInputs:
     frames: int
     rope: Rope
     mask: Mask
-    backend: str
+    backend: AttentionBackend
     audio: Tensor
     audio_mask: DenseMask
     text: Tensor | None = None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from dualforce_core.models.attention import AttentionCache, BlockCausal
+from dualforce_core.models.attention import AttentionBackend, AttentionCache, BlockCausal
 from dualforce_core.models.block import Attention, FP32LayerNorm, Rope, zero_linear_
 from dualforce_core.models.config import ModelConfig
 
@@ -49,7 +49,7 @@ class BridgeInputs:
     struct_rope_s: Rope  # struct tokens, struct head dim
     v_from_s_mask: BlockCausal | None
     s_from_v_mask: BlockCausal | None
-    backend: str
+    backend: AttentionBackend
     cache: AttentionCache | None = None
 
 
@@ -69,7 +69,7 @@ class BridgeBlock(nn.Module):
         q_rope: Rope,
         k_rope: Rope,
         mask: BlockCausal | None,
-        backend: str,
+        backend: AttentionBackend,
         cache: AttentionCache | None,
     ) -> Tensor:
         context = self.norm(other).type_as(x)

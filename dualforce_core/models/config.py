@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from dualforce_core.config_model import ConfigModel
+from dualforce_core.flame_layout import FLAME_DIM
+from dualforce_core.timeline import AUDIO_TOKENS_PER_FRAME, TEMPORAL_STRIDE
 
 BridgeStrategy = Literal["shallow_focus", "distributed", "progressive", "custom", "full", "none"]
-AttentionBackend = Literal["sdpa", "flex", "flash"]
+# Saved by checkpoints from before the attention backend became a per-run choice
+# (`DualForceModel.set_attention_backend`); dropped on reading, so those checkpoints load anywhere.
+RETIRED_FIELDS = frozenset({"attention_backend"})
+
+
+def saved_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """A saved model config (`config.json`, a training checkpoint's meta) without its retired fields."""
+    return {k: v for k, v in data.items() if k not in RETIRED_FIELDS}
 
 
 class ModelConfig(ConfigModel):
@@ -30,19 +39,18 @@ class ModelConfig(ConfigModel):
     struct_ffn_dim: int = 256
     num_keypoints: int = 21
     struct_tokens_per_frame: int = 21
-    video_frames_per_latent: int = 4
+    video_frames_per_latent: int = TEMPORAL_STRIDE
 
     # Audio conditioning: HuBERT hidden states (all layers), 50 Hz, time-major.
     audio_dim: int = 768
     audio_layers: int = 13
-    audio_tokens_per_video_frame: int = 2
+    audio_tokens_per_video_frame: int = AUDIO_TOKENS_PER_FRAME
     audio_lookahead: int = Field(1, ge=0, description="latent frames a frame may look ahead in the audio")
     audio_past: int = Field(1, ge=0, description="latent frames of past audio context a frame also sees")
 
     # Attention.
     chunk_frames: int = Field(3, ge=1)
     causal: bool = Field(True, description="block-causal attention; off only to compare against Wan")
-    attention_backend: AttentionBackend = "sdpa"
     qk_norm: bool = True
     eps: float = 1e-6
     rope_theta: float = 10000.0
@@ -56,7 +64,7 @@ class ModelConfig(ConfigModel):
     text_dim: int | None = None
 
     # FLAME alignment head: expression + jaw.
-    flame_dim: int = 53
+    flame_dim: int = FLAME_DIM
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:

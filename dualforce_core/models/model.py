@@ -1,8 +1,8 @@
 """DualForce: video tower (Wan-VAE latents) + structure tower (LivePortrait keypoints) + bridge + audio.
 
-Timing: latent frame 0 ↔ video frame 0 and is the clean reference portrait (σ = 0 in both
-modalities); latent frame f ≥ 1 ↔ video frames 4f-3..4f. Audio is HuBERT at 50 Hz, 2 tokens per video
-frame. A latent frame attends the audio of its own video frames, plus `audio_past` latent frames
+Timing is `dualforce_core.timeline`'s: latent frame 0 ↔ video frame 0 and is the clean reference
+portrait (σ = 0 in both modalities); latent frame f ≥ 1 ↔ video frames 4f-3..4f; HuBERT gives 2 tokens per
+video frame. A latent frame attends the audio of its own video frames, plus `audio_past` latent frames
 before and `audio_lookahead` after (the streaming latency), plus a learned null token.
 """
 
@@ -21,10 +21,18 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from dualforce_core.errors import UserError
-from dualforce_core.models.attention import AttentionCache, BlockCausal, DenseMask, FrameSpan, require_flash
+from dualforce_core.models.attention import (
+    BACKENDS,
+    AttentionBackend,
+    AttentionCache,
+    BlockCausal,
+    DenseMask,
+    FrameSpan,
+    require_flash,
+)
 from dualforce_core.models.block import Attention, BlockInputs, DiTBlock, FP32LayerNorm, Rope, zero_gate_rows_
 from dualforce_core.models.bridge import BridgeInputs, BridgeLayer, bridge_layer_indices, struct_layer_for
-from dualforce_core.models.config import ModelConfig
+from dualforce_core.models.config import ModelConfig, saved_fields
 from dualforce_core.models.embeddings import (
     AudioLayerMix,
     AudioProjection,
@@ -33,7 +41,8 @@ from dualforce_core.models.embeddings import (
     linear_fp32,
 )
 from dualforce_core.models.rope import temporal_rope, time_rope, video_rope
-from dualforce_core.models.struct_tokens import StructTokenProjector, video_frames_for
+from dualforce_core.models.struct_tokens import StructTokenProjector
+from dualforce_core.timeline import first_video_frame, video_frames_of
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -44,6 +53,18 @@ def _validated(data: dict[str, Any], source: str) -> ModelConfig:
         return ModelConfig.model_validate(data)
     except ValidationError as err:
         raise UserError(f"invalid model config from {source}: {err}") from None
+
+
+def checkpoint_config(directory: str | Path) -> ModelConfig:
+    """The model config of a `save_pretrained` checkpoint, validated (defaults filled in)."""
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise UserError(f"{directory} is not a saved DualForce model: {CONFIG_FILE} is missing")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path} is not a valid DualForce model config: {err}") from None
+    return _validated(saved_fields(data), str(path))
 
 
 @dataclass
@@ -110,13 +131,14 @@ class DualForceModel(nn.Module):
 
     `projector` holds the structure-token layout (`pack`/`unpack`, `lip_channels`). The FLAME head
     of the FLAME alignment loss lives with the loss (`dualforce_core.losses`), not here.
+    `attention_backend` is how this run computes attention (`set_attention_backend`): the same function
+    whichever it is, so it is not part of the config a checkpoint saves.
     """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         c = self.config = config
-        if c.attention_backend == "flash":
-            require_flash()
+        self.attention_backend: AttentionBackend = "sdpa"
         self.projector = StructTokenProjector.from_config(c)
         token_dim = self.projector.token_dim
         self.patch_embedding = nn.Conv3d(c.video_in_channels, c.video_dim, c.patch_size, stride=c.patch_size)
@@ -153,6 +175,14 @@ class DualForceModel(nn.Module):
                 name.endswith(("self_attn", "audio_attn")) or name.startswith("bridge.")
             ):
                 module.cache_key = name
+
+    def set_attention_backend(self, name: AttentionBackend) -> None:
+        """Compute attention with `name` (sdpa, flex or flash) from now on; flash needs flash-attn."""
+        if name not in BACKENDS:
+            raise UserError(f"unknown attention backend {name!r}; choose one of {', '.join(BACKENDS)}")
+        if name == "flash":
+            require_flash()
+        self.attention_backend = name
 
     # ----------------------------------------------------------------------------------------- forward
 
@@ -217,7 +247,7 @@ class DualForceModel(nn.Module):
             frames=frames,
             rope=video_rope(frame_idx, h, w, hd_v, c.rope_theta),
             mask=causal(span_v, span_v),
-            backend=c.attention_backend,
+            backend=self.attention_backend,
             audio=self.video.audio_in(mixed, batch),
             audio_mask=DenseMask(window.repeat_interleave(h * w, dim=1)),
             text=text_ctx,
@@ -230,7 +260,7 @@ class DualForceModel(nn.Module):
             frames=frames,
             rope=temporal_rope(frame_idx, tokens_s, hd_s, c.rope_theta),
             mask=causal(span_s, span_s),
-            backend=c.attention_backend,
+            backend=self.attention_backend,
             audio=self.struct.audio_in(mixed, batch),
             audio_mask=DenseMask(window.repeat_interleave(tokens_s, dim=1)),
             cache=cache,
@@ -245,7 +275,7 @@ class DualForceModel(nn.Module):
             struct_rope_s=temporal_rope(frame_idx, tokens_s, hd_s, c.rope_theta),
             v_from_s_mask=causal(span_v, span_s),
             s_from_v_mask=causal(span_s, span_v),
-            backend=c.attention_backend,
+            backend=self.attention_backend,
             cache=cache,
         )
 
@@ -276,18 +306,14 @@ class DualForceModel(nn.Module):
         """Centre of each latent frame's video frames in audio tokens (token t spans [t, t+1)): [F]."""
         c = self.config
         per_video, per_latent = c.audio_tokens_per_video_frame, c.video_frames_per_latent
-        first = (per_latent * frames - (per_latent - 1)).clamp(min=0)
+        first = first_video_frame(frames, per_latent)
         return per_video * (first + per_latent * frames + 1).double() / 2
 
     def audio_window(self, frames: Tensor, audio_tokens: int, batch: int, drop: Tensor | None) -> Tensor:
         """[B, F, T_a + 1] bool: which audio tokens (then the null token) each latent frame may attend."""
         c = self.config
         per_video, per_latent = c.audio_tokens_per_video_frame, c.video_frames_per_latent
-
-        def first_video_frame(f: Tensor) -> Tensor:
-            return (per_latent * f - (per_latent - 1)).clamp(min=0)
-
-        lo = per_video * first_video_frame((frames - c.audio_past).clamp(min=0))
+        lo = per_video * first_video_frame((frames - c.audio_past).clamp(min=0), per_latent)
         hi = per_video * (per_latent * (frames + c.audio_lookahead) + 1)
         token = torch.arange(audio_tokens, device=frames.device)
         window = ((token >= lo[:, None]) & (token < hi[:, None]))[None].expand(batch, -1, -1)
@@ -378,8 +404,7 @@ class DualForceModel(nn.Module):
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if not (src / name).is_file():
                 raise UserError(f"{src} is not a saved DualForce model: {name} is missing")
-        config = _validated(json.loads((src / CONFIG_FILE).read_text()), str(src / CONFIG_FILE))
-        model = cls.from_config(config, device=device)
+        model = cls.from_config(checkpoint_config(src), device=device)
         model.load_state_dict(load_file(src / WEIGHTS_FILE, device=str(device or "cpu")))
         return model.to(dtype=dtype) if dtype is not None else model
 
@@ -396,7 +421,7 @@ class DualForceModel(nn.Module):
         g = torch.Generator().manual_seed(seed)
         param = next(self.parameters())
         dtype = param.dtype if param.dtype.is_floating_point else torch.float32
-        audio_tokens = c.audio_tokens_per_video_frame * video_frames_for(
+        audio_tokens = c.audio_tokens_per_video_frame * video_frames_of(
             latent_frames, c.video_frames_per_latent
         )
 

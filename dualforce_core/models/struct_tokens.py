@@ -15,21 +15,18 @@ from torch import Tensor
 
 from dualforce_core.errors import UserError
 from dualforce_core.models.config import ModelConfig
+from dualforce_core.timeline import TEMPORAL_STRIDE, first_video_frame, latent_frames_of
 
 # LivePortrait's lip keypoints (the indices its `animation_region == "lip"` path retargets).
 LIP_KEYPOINTS: tuple[int, ...] = (6, 12, 14, 17, 19, 20)
 NUM_GLOBALS = 7  # pitch, yaw, roll, tx, ty, tz, scale
 
 
-def video_frames_for(latent_frames: int, frames_per_latent: int = 4) -> int:
-    return 1 + frames_per_latent * (latent_frames - 1)
-
-
 class StructTokenProjector:
     lip_keypoints = LIP_KEYPOINTS
 
     def __init__(
-        self, num_keypoints: int = 21, tokens_per_frame: int = 21, frames_per_latent: int = 4
+        self, num_keypoints: int = 21, tokens_per_frame: int = 21, frames_per_latent: int = TEMPORAL_STRIDE
     ) -> None:
         if num_keypoints % tokens_per_frame:
             raise UserError(
@@ -60,7 +57,8 @@ class StructTokenProjector:
     def _latent_index(self, latent_frames: int, device: torch.device) -> Tensor:
         f = torch.arange(latent_frames, device=device)[:, None]
         j = torch.arange(self.frames_per_latent, device=device)[None, :]
-        return torch.where(f == 0, 0, self.frames_per_latent * (f - 1) + 1 + j)
+        # Latent frame 0 is video frame 0 alone: its token repeats it in every slot.
+        return torch.where(f == 0, 0, first_video_frame(f, self.frames_per_latent) + j)
 
     def pack(self, params: Tensor) -> Tensor:
         """[B, T, 70] per-video-frame motion → [B, F, K, D] tokens, T = 1 + 4(F-1)."""
@@ -71,7 +69,7 @@ class StructTokenProjector:
             raise UserError(
                 f"motion params need T ≡ 1 (mod {self.frames_per_latent}) video frames, got T={frames}"
             )
-        latent = 1 + (frames - 1) // self.frames_per_latent
+        latent = latent_frames_of(frames, self.frames_per_latent)
         per_latent = params[:, self._latent_index(latent, params.device)]  # [B, F, 4, 70]
         exp = per_latent[..., : 3 * self.num_keypoints].unflatten(-1, (self.tokens, 3 * self.group))
         glob = per_latent[..., None, 3 * self.num_keypoints :].expand(-1, -1, -1, self.tokens, -1)

@@ -15,11 +15,11 @@ import torch
 from dualforce_core.data.lance_store import open_table, read_rows
 from dualforce_core.data.tensor_codec import decode_tensor
 from dualforce_core.data.training_dataset import REQUIRED_TABLES
-from dualforce_core.features.audio import TOKENS_PER_FRAME
-from dualforce_core.features.flame import FLAME_DIM
 from dualforce_core.features.liveportrait import MOTION_DIM, NUM_KP
 from dualforce_core.features.stage import sql_str
-from dualforce_core.features.vae_layout import SPATIAL_STRIDE, TEMPORAL_STRIDE, Z_DIM
+from dualforce_core.features.vae_layout import Z_DIM
+from dualforce_core.flame_layout import FLAME_DIM
+from dualforce_core.timeline import AUDIO_TOKENS_PER_FRAME, SPATIAL_STRIDE, latent_frames_of
 
 SCAN_BATCH = 64
 
@@ -91,11 +91,11 @@ def expected_shapes(num_frames: int, height: int, width: int) -> dict[str, tuple
     """The shape each stored tensor must have for a clip of `num_frames` frames of height x width."""
     h, w = height // SPATIAL_STRIDE, width // SPATIAL_STRIDE
     return {
-        "video_latents": (Z_DIM, 1 + (num_frames - 1) // TEMPORAL_STRIDE, h, w),
+        "video_latents": (Z_DIM, latent_frames_of(num_frames), h, w),
         "ref_latent": (Z_DIM, 1, h, w),
         "struct_features": (num_frames, MOTION_DIM),
         "flame_params": (num_frames, FLAME_DIM),
-        "audio_features": (TOKENS_PER_FRAME * num_frames, ANY, ANY),
+        "audio_features": (AUDIO_TOKENS_PER_FRAME * num_frames, ANY, ANY),
     }
 
 

@@ -20,9 +20,9 @@ from dualforce_core.evaluation.split import dataset_clips
 from dualforce_core.inference.frontend import portrait_settings
 from dualforce_core.inference.generator import StreamingGenerator
 from dualforce_core.lora.merge import merge_adapter
-from dualforce_core.metrics.mfcc import SAMPLE_RATE
 from dualforce_core.models import DualForceModel
 from dualforce_core.preprocessing import Preprocessing
+from dualforce_core.timeline import SAMPLE_RATE
 
 VIDEO_NAME = "base_vs_lora.mp4"
 PREVIEW_NAME = "base_vs_lora.png"

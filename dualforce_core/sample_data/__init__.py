@@ -12,18 +12,17 @@ import json
 from pathlib import Path
 
 from dualforce_core.errors import UserError
-from dualforce_core.sample_data.clip import FPS, SyntheticClip, synthesize_clip
-from dualforce_core.sample_data.flame import FLAME_DIM, flame_params
+from dualforce_core.sample_data.clip import SyntheticClip, synthesize_clip
+from dualforce_core.sample_data.flame import flame_params
 from dualforce_core.sample_data.identity import Identity, make_identity
 from dualforce_core.sample_data.writer import write_mp4
+from dualforce_core.timeline import FPS, SAMPLE_RATE
 
-AUDIO_RATES = (16000, 48000)
+AUDIO_RATES = (SAMPLE_RATE, 48000)
 MIN_SIZE, MAX_SIZE = 64, 1024
 
 __all__ = [
     "AUDIO_RATES",
-    "FLAME_DIM",
-    "FPS",
     "Identity",
     "SyntheticClip",
     "flame_params",
@@ -54,7 +53,7 @@ def generate_dataset(
     seed: int = 0,
     seconds: float = 5.0,
     size: int = 256,
-    audio_rate: int = 16000,
+    audio_rate: int = SAMPLE_RATE,
     identities: int | None = None,
 ) -> list[Path]:
     """Write `clips` clips under `out_dir`; clip i shows identity i % identities. Returns the mp4 paths.

@@ -18,8 +18,7 @@ from dualforce_core.sample_data.flame import flame_params
 from dualforce_core.sample_data.identity import Identity
 from dualforce_core.sample_data.motion import Motion, clip_motion
 from dualforce_core.sample_data.speech import Speech, synthesize_speech
-
-FPS = 25
+from dualforce_core.timeline import FPS
 
 
 @dataclass(frozen=True)

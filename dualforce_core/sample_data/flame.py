@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-FLAME_EXPRESSION_DIM = 50
-FLAME_JAW_DIM = 3
-FLAME_DIM = FLAME_EXPRESSION_DIM + FLAME_JAW_DIM
+from dualforce_core.flame_layout import FLAME_EXPRESSION_DIM
 
 JAW_MAX_RAD = 0.35
 """Jaw pitch of a fully open mouth, about 20° (FLAME's jaw joint is axis-angle in radians)."""

@@ -34,6 +34,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from dualforce_core.errors import UserError
+from dualforce_core.models.config import saved_fields
 from dualforce_core.training.ema import EMA
 
 # `STEP:SECONDS`: sleep that long after checkpoint STEP's shards are written, before the rename, so a
@@ -198,7 +199,7 @@ class CheckpointManager:
         """Restore `state` and this rank's RNG from `path`; returns the progress and the checkpoint's meta."""
         meta = json.loads((path / META_FILE).read_text())
         saved_model = meta.get("model_config")
-        if saved_model is not None and saved_model != model_config:
+        if saved_model is not None and saved_fields(saved_model) != model_config:
             changed = sorted(k for k in model_config if saved_model.get(k) != model_config[k])
             raise UserError(
                 f"checkpoint {path} was written for model preset {saved_model.get('preset')!r}, this run uses "

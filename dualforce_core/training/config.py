@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from dualforce_core.config_model import ConfigModel
+from dualforce_core.models.attention import AttentionBackend
 
 
 class LossWeights(ConfigModel):
@@ -44,6 +45,7 @@ class TrainConfig(ConfigModel):
     loss_weights: LossWeights = LossWeights()
     mixed_precision: Literal["no", "bf16"] = "no"
     activation_checkpointing: bool = False
+    attention_backend: AttentionBackend = Field("sdpa", description="flash needs flash-attn (a CUDA machine)")
     compile: bool = False
     checkpoint_every: int = 500
     keep_last: int = 3

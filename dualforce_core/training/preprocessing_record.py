@@ -6,10 +6,9 @@ import json
 
 from dualforce_core.config import DualForceConfig
 from dualforce_core.data.training_dataset import TrainingDataset
-from dualforce_core.features.audio import SAMPLE_RATE
-from dualforce_core.features.latents import SPATIAL_STRIDE
 from dualforce_core.features.struct import load_struct_stats
 from dualforce_core.preprocessing import AudioRecord, LatentNormalisation, Preprocessing, StructNormalisation
+from dualforce_core.timeline import SAMPLE_RATE, SPATIAL_STRIDE
 from dualforce_core.weights import MissingWeightsError, WeightsRegistry
 
 

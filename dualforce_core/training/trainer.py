@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import Tensor, nn
+from torch import nn
 
 from dualforce_core import paths
 from dualforce_core.config import DualForceConfig, flatten
@@ -41,6 +41,7 @@ from dualforce_core.losses import DualForceLoss, LossInputs, LossOutput
 from dualforce_core.models import LIP_KEYPOINTS, DualForceModel, ModelConfig
 from dualforce_core.schedulers.flow_match import STRUCT_FRAME_DIM, VIDEO_FRAME_DIM, add_noise, velocity_target
 from dualforce_core.schedulers.sigma_sampler import SigmaSampler
+from dualforce_core.timeline import pool_to_latent_frames
 from dualforce_core.training.checkpoint import META_FILE, CheckpointManager, Progress, TrainState
 from dualforce_core.training.ema import EMA
 from dualforce_core.training.lr_schedule import build_lr_scheduler
@@ -72,14 +73,6 @@ def lip_tokens(config: ModelConfig) -> list[int]:
     """Structure tokens holding LivePortrait's lip keypoints (token k holds keypoints k·g..k·g+g-1)."""
     group = config.num_keypoints // config.struct_tokens_per_frame
     return sorted({kp // group for kp in LIP_KEYPOINTS})
-
-
-def audio_per_latent_frame(audio: Tensor, tokens_per_video_frame: int, frames_per_latent: int) -> Tensor:
-    """[B, T_a, L, D] HuBERT states → [B, F, D]: layers and each latent frame's audio tokens averaged
-    (latent frame 0 = video frame 0, latent frame f = video frames 4f-3..4f), the lip-sync loss's view."""
-    per_video = audio.float().mean(dim=2).unflatten(1, (-1, tokens_per_video_frame)).mean(dim=2)
-    rest = per_video[:, 1:].unflatten(1, (-1, frames_per_latent)).mean(dim=2)
-    return torch.cat([per_video[:, :1], rest], dim=1)
 
 
 def _memory_mb(device: torch.device) -> float:
@@ -137,7 +130,13 @@ def forward_loss(
             target_struct=velocity_target(struct, noise_s),
             noisy_struct=noisy_s,
             sigma_struct=sigma_struct,
-            audio=audio_per_latent_frame(audio, mc.audio_tokens_per_video_frame, mc.video_frames_per_latent),
+            # The lip-sync loss's view: HuBERT layers averaged, then each latent frame's tokens.
+            audio=pool_to_latent_frames(
+                audio.float().mean(dim=2),
+                frames,
+                mc.video_frames_per_latent,
+                mc.audio_tokens_per_video_frame,
+            ),
             flame_target=None if flame is None else flame.to(dev),
             flame_mask=None if flame is None else batch["flame_mask"].to(dev),
         )
@@ -186,14 +185,16 @@ def build_model(config: DualForceConfig, base_checkpoint: str | Path | None) -> 
     """A fresh model (full run) or the frozen base with fresh LoRA adapters, identical on every rank."""
     torch.manual_seed(config.train.seed)
     if base_checkpoint is None:
-        return DualForceModel(config.model)
-    # peft loads only for LoRA runs: a full run should not pay for importing it.
-    from dualforce_core.lora.adapter import prepare_lora_training
-    from dualforce_core.lora.files import load_base
+        model = DualForceModel(config.model)
+    else:
+        # peft loads only for LoRA runs: a full run should not pay for importing it.
+        from dualforce_core.lora.adapter import prepare_lora_training
+        from dualforce_core.lora.files import load_base
 
-    model = load_base(base_checkpoint, config.model)
-    torch.manual_seed(config.train.seed)  # the adapters' initialisation
-    model, _ = prepare_lora_training(model, config.lora)
+        model = load_base(base_checkpoint, config.model)
+        torch.manual_seed(config.train.seed)  # the adapters' initialisation
+        model, _ = prepare_lora_training(model, config.lora)
+    model.set_attention_backend(config.train.attention_backend)
     return model
 
 

@@ -96,7 +96,9 @@ def test_plot_and_side_by_side_videos_with_audio_are_written(
     assert len(frames) == 17 and frames[0].shape == (64, 128, 3)
     left, right = frames[5][:, :64].astype(int), frames[5][:, 64:].astype(int)
     assert np.abs(left - right).mean() < 3  # ground truth on both sides in this mode
-    strip = cv2.cvtColor(cv2.imread(str(report_dir / record["strips"][0])), cv2.COLOR_BGR2RGB)
+    image = cv2.imread(str(report_dir / record["strips"][0]))
+    assert image is not None
+    strip = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     assert strip.shape == (2 * 128, 8 * 128, 3)  # 17 frames: every 2nd from frame 1 is 8; 64 px tiles ×2
     top, bottom = strip[:128].astype(int), strip[128:].astype(int)
     assert np.abs(top - bottom).mean() < 3 and top.std() > 10  # a picture, the same one in both rows

@@ -13,10 +13,9 @@ import pyarrow as pa
 from dualforce_core.data.lance_store import upsert
 from dualforce_core.data.media import encode_audio, encode_video
 from dualforce_core.data.schema import CLIPS
+from dualforce_core.timeline import FPS, SAMPLE_RATE
 
 FEATURE_WEIGHTS = ("wan_vae", "hubert", "liveportrait_motion", "flame_regressor")
-FPS = 25
-RATE = 16000
 
 MakeClips = Callable[..., list[str]]
 
@@ -65,7 +64,7 @@ def clip_writer(tmp_path: Path) -> MakeClips:
         rows = []
         for i in range(first, first + count):
             start = i * num_frames
-            t = np.arange(num_frames * RATE // FPS) / RATE
+            t = np.arange(num_frames * SAMPLE_RATE // FPS) / SAMPLE_RATE
             rows.append(
                 {
                     "clip_id": f"{dataset}-{i:03d}",
@@ -80,8 +79,8 @@ def clip_writer(tmp_path: Path) -> MakeClips:
                     "height": size,
                     "width": size,
                     "video": encode_video(clip_frames(num_frames, size, seed=i), FPS),
-                    "audio": encode_audio(0.3 * np.sin(2 * np.pi * (150 + 20 * i) * t), RATE),
-                    "audio_sample_rate": RATE,
+                    "audio": encode_audio(0.3 * np.sin(2 * np.pi * (150 + 20 * i) * t), SAMPLE_RATE),
+                    "audio_sample_rate": SAMPLE_RATE,
                     "face_box": [0.0, 0.0, float(size), float(size)],
                     "sidecar_path": None if sidecar is None else str(sidecar),
                     "ingested_at": datetime.now(UTC),

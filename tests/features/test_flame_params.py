@@ -10,13 +10,8 @@ from dualforce_core.config import DualForceConfig
 from dualforce_core.data.lance_store import read_rows, table_version
 from dualforce_core.data.tensor_codec import decode_tensor
 from dualforce_core.errors import UserError
-from dualforce_core.features.flame import (
-    FLAME_DIM,
-    INPUT_SIZE,
-    extract_flame_params,
-    load_regressor,
-    sidecar_params,
-)
+from dualforce_core.features.flame import INPUT_SIZE, extract_flame_params, load_regressor, sidecar_params
+from dualforce_core.flame_layout import FLAME_DIM
 from dualforce_core.weights import WeightsRegistry
 from tests.features.feature_fixtures import MakeClips, write_sidecar
 

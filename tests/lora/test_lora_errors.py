@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from dualforce_core.lora.adapter import adapter_names, apply_lora
 from dualforce_core.lora.config import LoraConfig, target_pattern
 from dualforce_core.lora.files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_adapter, load_base, save_adapter
 from dualforce_core.models import DualForceModel
+from dualforce_core.models.model import CONFIG_FILE
 from tests.lora.lora_fixtures import LORA, TrainedAdapter, trained_like_base
 
 
@@ -56,20 +58,24 @@ def test_adapter_from_another_base_names_the_differing_fields(
 
 def test_attention_backend_does_not_change_the_base_identity(trained: TrainedAdapter) -> None:
     model = DualForceModel.from_pretrained(trained.base_dir)
-    model.config.attention_backend = "flex"
+    model.set_attention_backend("flex")
     load_adapter(model, trained.adapter_dir)
     assert adapter_names(model) == ["default"]
 
 
-def test_run_config_must_describe_the_base_checkpoint(trained: TrainedAdapter) -> None:
+def test_run_config_must_describe_the_base_checkpoint(trained: TrainedAdapter, tmp_path: Path) -> None:
     deeper = trained_like_base(video_layers=3).config
     with pytest.raises(UserError, match="differing fields: video_layers"):
         load_base(trained.base_dir, deeper)
-    run_config = DualForceModel.from_pretrained(trained.base_dir).config.model_copy(
-        update={"attention_backend": "flex"}
-    )
-    model = load_base(trained.base_dir, run_config)
-    assert model.config.attention_backend == "flex"
+    # A base saved when the backend was still model config (here flash) loads under the run's config,
+    # and runs with the run's backend, not the checkpoint's.
+    old_base = Path(shutil.copytree(trained.base_dir, tmp_path / "old_base"))
+    saved = json.loads((old_base / CONFIG_FILE).read_text())
+    (old_base / CONFIG_FILE).write_text(json.dumps({**saved, "attention_backend": "flash"}))
+    run_config = DualForceModel.from_pretrained(trained.base_dir).config
+    model = load_base(old_base, run_config)
+    model.set_attention_backend("flex")
+    assert model.attention_backend == "flex"
     reference = DualForceModel.from_pretrained(trained.base_dir).state_dict()
     assert all(torch.equal(v, reference[k]) for k, v in model.state_dict().items())
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from dualforce_core.models import DualForceModel, DualForceOutput, KVCache
-from dualforce_core.models.attention import BlockCausal, FrameSpan, attend, prefix_runs
+from dualforce_core.models.attention import AttentionBackend, BlockCausal, FrameSpan, attend, prefix_runs
 
 FRAMES = 6
 
@@ -40,8 +40,11 @@ def video_frames(out: DualForceOutput, frames: slice) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("backend", ["sdpa", "flex"])
-def test_later_chunks_never_change_earlier_outputs(tiny: Callable[..., DualForceModel], backend: str) -> None:
-    model = tiny(attention_backend=backend)
+def test_later_chunks_never_change_earlier_outputs(
+    tiny: Callable[..., DualForceModel], backend: AttentionBackend
+) -> None:
+    model = tiny()
+    model.set_attention_backend(backend)
     kw = model.dummy_inputs(batch_size=2, latent_frames=FRAMES, seed=1)
     base = run(model, kw)
     for name in ("video", "struct", "sigma_video", "sigma_struct"):
@@ -58,7 +61,8 @@ def test_later_chunks_never_change_earlier_outputs(tiny: Callable[..., DualForce
 
 def test_backends_agree(tiny: Callable[..., DualForceModel]) -> None:
     sdpa = tiny()
-    flex = tiny(attention_backend="flex")
+    flex = tiny()
+    flex.set_attention_backend("flex")
     flex.load_state_dict(sdpa.state_dict())
     kw = sdpa.dummy_inputs(batch_size=2, latent_frames=FRAMES, seed=2)
     drop = torch.tensor([True, False])

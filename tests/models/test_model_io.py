@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,6 +55,19 @@ def test_save_load_round_trip_is_exact(tiny: Callable[..., DualForceModel], tmp_
     assert torch.equal(a.video, b.video) and torch.equal(a.struct, b.struct)
     with pytest.raises(UserError, match=r"config\.json is missing"):
         DualForceModel.from_pretrained(tmp_path / "nothing")
+
+
+def test_checkpoints_that_saved_a_backend_still_load(
+    tiny: Callable[..., DualForceModel], tmp_path: Path
+) -> None:
+    """Before the backend became a per-run choice, `config.json` held it; such a checkpoint loads anywhere."""
+    model = tiny()
+    model.save_pretrained(tmp_path / "ckpt")
+    assert "attention_backend" not in json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    saved = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps({**saved, "attention_backend": "flash"}))
+    loaded = DualForceModel.from_pretrained(tmp_path / "ckpt")
+    assert loaded.config == model.config and loaded.attention_backend == "sdpa"
 
 
 def test_gradients_reach_every_trainable_parameter() -> None:
@@ -118,7 +132,10 @@ def test_single_frame_and_flash_switch(tiny: Callable[..., DualForceModel]) -> N
         import flash_attn  # noqa: F401
     except ImportError:
         with pytest.raises(UserError, match="flash-attn"):
-            DualForceModel.from_preset("tiny", attention_backend="flash")
+            model.set_attention_backend("flash")
+        assert model.attention_backend == "sdpa"
+    with pytest.raises(UserError, match="unknown attention backend"):
+        model.set_attention_backend("xformers")  # type: ignore[arg-type]
 
 
 def test_bridge_strategies_and_proportional_depths() -> None:

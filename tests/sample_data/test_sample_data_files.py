@@ -11,7 +11,8 @@ import av
 import numpy as np
 import pytest
 
-from dualforce_core.sample_data import FLAME_DIM, flame_params, generate_dataset
+from dualforce_core.flame_layout import FLAME_DIM
+from dualforce_core.sample_data import flame_params, generate_dataset
 from dualforce_core.sample_data.speech import frame_rms
 
 CLIPS, SECONDS, SIZE = 4, 3.0, 128

@@ -15,7 +15,7 @@ from dualforce_core.config import config_dir, load_config
 from dualforce_core.errors import UserError
 from dualforce_core.models import DualForceModel
 from dualforce_core.training.checkpoint import CheckpointManager
-from dualforce_core.training.trainer import Trainer, train
+from dualforce_core.training.trainer import Trainer, build_model, train
 from tests.training.feature_tables import write_feature_tables
 
 TINY = str(config_dir() / "train" / "tiny.yaml")
@@ -154,3 +154,11 @@ def test_missing_tables_and_bad_resume_path_are_user_errors(tmp_path: Path) -> N
     write_feature_tables("ds", num_clips=2)
     with pytest.raises(UserError, match="not a complete checkpoint"):
         Trainer(config, "ds", tmp_path / "run", resume=str(tmp_path / "nowhere"))
+
+
+def test_the_runs_attention_backend_reaches_the_model_not_the_checkpoint(tmp_path: Path) -> None:
+    config = load_config(TINY, ["train.attention_backend=flex"])
+    model = build_model(config, None)
+    assert model.attention_backend == "flex"
+    model.save_pretrained(tmp_path / "final")
+    assert "attention_backend" not in json.loads((tmp_path / "final" / "config.json").read_text())
