@@ -7,9 +7,9 @@ import dagster as dg
 
 from dualforce_core import paths
 from dualforce_core.data.ingest import ingest_dataset
+from dualforce_core.data.ingest_summary import ingest_summary
 from dualforce_core.data.lance_store import table_version
-from dualforce_core.pipeline_support.dataset_summary import ingest_summary
-from dualforce_core.pipeline_support.previews import contact_sheet
+from dualforce_core.data.previews import contact_sheet
 from pipelines.failures import user_errors_as_failures
 from pipelines.partitions import datasets_partitions
 from pipelines.resources import DualForceSettings

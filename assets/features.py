@@ -11,11 +11,11 @@ import dagster as dg
 
 from dualforce_core import paths
 from dualforce_core.config import DualForceConfig
-from dualforce_core.data.lance_store import existing_ids, table_version
+from dualforce_core.data.lance_store import existing_ids, sql_str, table_version
 from dualforce_core.features.audio import extract_audio_features
 from dualforce_core.features.flame import extract_flame_params
 from dualforce_core.features.latents import extract_video_latents
-from dualforce_core.features.stage import ExtractReport, sql_str
+from dualforce_core.features.stage import ExtractReport
 from dualforce_core.features.struct import extract_struct_features
 from pipelines.failures import user_errors_as_failures
 from pipelines.partitions import datasets_partitions

@@ -13,8 +13,8 @@ import dagster as dg
 
 from dualforce_core.config import load_config
 from dualforce_core.lora.files import LORA_SUBDIR
+from dualforce_core.lora.sample import lora_side_by_side
 from dualforce_core.models.model import checkpoint_config
-from dualforce_core.pipeline_support.lora_sample import lora_side_by_side
 from pipelines.failures import user_errors_as_failures
 from pipelines.launchers import launch_training
 from pipelines.partitions import datasets_partitions

@@ -9,12 +9,12 @@ import json
 
 import dagster as dg
 
-from dualforce_core.pipeline_support.feature_checks import (
+from dualforce_core.data.training_set import build_training_set, manifest_path
+from dualforce_core.features.checks import (
     missing_features,
     nonfinite_features,
     shape_mismatches,
 )
-from dualforce_core.pipeline_support.training_set import build_training_set, manifest_path
 from pipelines.partitions import datasets_partitions
 
 MAX_LISTED = 20  # offending clips named in a check's metadata

@@ -17,8 +17,8 @@ import dagster as dg
 from assets import ALL_ASSETS, ALL_CHECKS
 from dualforce_core import paths
 from dualforce_core.cli.demo_cmd import add_demo_args
+from dualforce_core.demo_inputs import DEMO_DATASET, describe, prepare_demo_inputs
 from dualforce_core.errors import UserError
-from dualforce_core.pipeline_support.demo_inputs import DEMO_DATASET, describe, prepare_demo_inputs
 from pipelines.resources import REPO_ROOT, DualForceSettings, default_resources
 from pipelines.ui import prepare_dagster_home
 

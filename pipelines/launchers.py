@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from dualforce_core import paths
-from dualforce_core.pipeline_support.mlflow_runs import create_run, mark_failed
+from dualforce_core.training.mlflow_runs import create_run, mark_failed
 from pipelines.resources import ComputeSettings, MlflowSettings
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from dualforce_core import paths
-from dualforce_core.pipeline_support.demo_inputs import describe, prepare_demo_inputs
+from dualforce_core.demo_inputs import describe, prepare_demo_inputs
 
 
 def add_demo_args(parser: argparse.ArgumentParser) -> None:

@@ -15,6 +15,11 @@ import pyarrow as pa
 from dualforce_core import paths
 
 
+def sql_str(value: str) -> str:
+    """A SQL string literal for Lance filters."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def open_table(name: str) -> lance.LanceDataset | None:
     """The latest version of table `name`, or None when it has never been written."""
     uri = paths.table_uri(name)

@@ -17,7 +17,7 @@ from typing import Protocol
 import pyarrow as pa
 from tqdm import tqdm
 
-from dualforce_core.data.lance_store import existing_ids, read_rows, table_version, upsert
+from dualforce_core.data.lance_store import existing_ids, read_rows, sql_str, table_version, upsert
 from dualforce_core.errors import UserError
 
 CLIPS_TABLE = "clips"
@@ -58,11 +58,6 @@ class ExtractReport:
             f"{self.without_source} without source, of {self.total} clips; version {self.version}; "
             f"{self.clips_per_s:.2f} clips/s; extractor {self.extractor_id}"
         )
-
-
-def sql_str(value: str) -> str:
-    """A SQL string literal for Lance filters."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _in_list(column: str, values: Sequence[str]) -> str:

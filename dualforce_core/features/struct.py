@@ -24,7 +24,7 @@ import torch
 
 from dualforce_core import paths
 from dualforce_core.config import DualForceConfig
-from dualforce_core.data.lance_store import read_rows, table_version
+from dualforce_core.data.lance_store import read_rows, sql_str, table_version
 from dualforce_core.data.media import decode_video
 from dualforce_core.data.tensor_codec import decode_tensor, encode_tensor
 from dualforce_core.errors import UserError
@@ -37,7 +37,7 @@ from dualforce_core.features.liveportrait import (
     load_motion_extractor,
     motion_vector,
 )
-from dualforce_core.features.stage import ExtractReport, run_extractor, sql_str
+from dualforce_core.features.stage import ExtractReport, run_extractor
 from dualforce_core.features.struct_sidecar import canonical_keypoints, sidecar_motion
 from dualforce_core.weights import WeightsRegistry
 

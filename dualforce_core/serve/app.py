@@ -18,8 +18,6 @@ from starlette.concurrency import run_in_threadpool
 
 from dualforce_core.data.config import DataConfig
 from dualforce_core.errors import UserError
-from dualforce_core.features.audio import SAMPLE_RATE
-from dualforce_core.inference.frontend import FPS
 from dualforce_core.inference.generator import StreamingGenerator
 from dualforce_core.serve.auth import BearerAuth
 from dualforce_core.serve.codec import decode_portrait
@@ -27,6 +25,7 @@ from dualforce_core.serve.config import ServeLimits
 from dualforce_core.serve.metrics import ServeMetrics
 from dualforce_core.serve.registry import SessionRegistry, TooManySessions
 from dualforce_core.serve.websocket import serve_websocket
+from dualforce_core.timeline import FPS, SAMPLE_RATE
 
 REAP_INTERVAL_S = 1.0
 

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from dualforce_core.errors import UserError
-from dualforce_core.features.audio import SAMPLE_RATE
-from dualforce_core.inference.frontend import FPS
+from dualforce_core.timeline import SAMPLE_RATE, SAMPLES_PER_FRAME
 
-FRAME_SAMPLES = SAMPLE_RATE // FPS  # 640: the audio under one video frame
+FRAME_SAMPLES = SAMPLES_PER_FRAME  # 640: the audio under one video frame
 
 
 class Interrupted(Exception):

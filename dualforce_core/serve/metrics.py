@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from dualforce_core.features.audio import SAMPLE_RATE
+from dualforce_core.timeline import SAMPLE_RATE
 
 if TYPE_CHECKING:
     from dualforce_core.serve.lane import ComputeLane

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dualforce_core.errors import UserError
-from dualforce_core.features.audio import SAMPLE_RATE
 from dualforce_core.inference.generator import FrameChunk, StreamingGenerator, StreamStats
 from dualforce_core.serve.codec import encode_jpeg
 from dualforce_core.serve.config import ServeLimits
 from dualforce_core.serve.feed import FRAME_SAMPLES, AudioInbox, Closed, Interrupted, LiveFeed, Timeline
 from dualforce_core.serve.lane import ComputeLane
 from dualforce_core.serve.metrics import ServeMetrics
+from dualforce_core.timeline import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 LATENCY_HISTORY = 10_000  # frames whose latency the end event summarises

@@ -23,11 +23,10 @@ from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from dualforce_core.errors import UserError
-from dualforce_core.features.audio import SAMPLE_RATE
-from dualforce_core.inference.frontend import FPS
 from dualforce_core.serve.codec import PCM_SCALE, float_to_pcm
 from dualforce_core.serve.registry import SessionRegistry
 from dualforce_core.serve.session import OutFrame, Session, StreamEnd
+from dualforce_core.timeline import FPS, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 VIDEO_CLOCK = 90_000

@@ -30,7 +30,7 @@ from assets.training_set import TRAINING_SET_CHECKS, training_set
 from dualforce_core import paths
 from dualforce_core.data.lance_store import open_table, read_rows, upsert
 from dualforce_core.data.tensor_codec import decode_tensor, encode_tensor
-from dualforce_core.pipeline_support.feature_checks import missing_features, shape_mismatches
+from dualforce_core.features.checks import missing_features, shape_mismatches
 
 TABLES = ("clips", "rejects", "audio_features", "struct_features", "flame_params", "video_latents")
 

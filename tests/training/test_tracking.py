@@ -8,7 +8,7 @@ import mlflow
 import pytest
 
 from dualforce_core import paths
-from dualforce_core.pipeline_support.mlflow_runs import create_run
+from dualforce_core.training.mlflow_runs import create_run
 from dualforce_core.training.tracking import RunLogger
 
 

@@ -13,9 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dualforce_core import paths
-from dualforce_core.data.lance_store import read_rows, table_version
+from dualforce_core.data.lance_store import read_rows, sql_str, table_version
 from dualforce_core.data.training_dataset import OPTIONAL_TABLES, REQUIRED_TABLES
-from dualforce_core.features.stage import sql_str
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from dualforce_core.data.lance_store import read_rows
-from dualforce_core.features.stage import sql_str
+from dualforce_core.data.lance_store import read_rows, sql_str
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,10 @@ from typing import Any
 
 import torch
 
-from dualforce_core.data.lance_store import open_table, read_rows
+from dualforce_core.data.lance_store import open_table, read_rows, sql_str
 from dualforce_core.data.tensor_codec import decode_tensor
 from dualforce_core.data.training_dataset import REQUIRED_TABLES
 from dualforce_core.features.liveportrait import MOTION_DIM, NUM_KP
-from dualforce_core.features.stage import sql_str
 from dualforce_core.features.vae_layout import Z_DIM
 from dualforce_core.flame_layout import FLAME_DIM
 from dualforce_core.timeline import AUDIO_TOKENS_PER_FRAME, SPATIAL_STRIDE, latent_frames_of

@@ -7,9 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dualforce_core.data.lance_store import read_rows
+from dualforce_core.data.lance_store import read_rows, sql_str
 from dualforce_core.data.media import decode_video
-from dualforce_core.features.stage import sql_str
 
 
 def contact_sheet(dataset: str, out: Path, clips: int = 4, frames: int = 4, thumb: int = 96) -> Path | None:
