@@ -11,7 +11,7 @@ from dualforce_core.data.ingest_summary import ingest_summary
 from dualforce_core.data.lance_store import table_version
 from dualforce_core.data.previews import contact_sheet
 from pipelines.failures import user_errors_as_failures
-from pipelines.partitions import datasets_partitions
+from pipelines.partitions import datasets_partitions, partitioned_asset_check
 from pipelines.resources import DualForceSettings
 
 
@@ -66,7 +66,7 @@ def ingest(context: dg.AssetExecutionContext, settings: DualForceSettings) -> It
     )
 
 
-@dg.asset_check(asset="clips", blocking=True, partitions_def=datasets_partitions)
+@partitioned_asset_check(asset="clips", blocking=True)
 def reject_rate_below_threshold(
     context: dg.AssetCheckExecutionContext, settings: DualForceSettings
 ) -> dg.AssetCheckResult:

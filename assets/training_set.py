@@ -15,7 +15,7 @@ from dualforce_core.features.checks import (
     nonfinite_features,
     shape_mismatches,
 )
-from pipelines.partitions import datasets_partitions
+from pipelines.partitions import datasets_partitions, partitioned_asset_check
 
 MAX_LISTED = 20  # offending clips named in a check's metadata
 
@@ -53,19 +53,19 @@ def _by_table(found: dict[str, list[str]]) -> dict[str, dg.MetadataValue]:
     }
 
 
-@dg.asset_check(asset=training_set, blocking=True, partitions_def=datasets_partitions)
+@partitioned_asset_check(asset=training_set, blocking=True)
 def every_clip_has_every_feature(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     missing = missing_features(context.partition_key)
     return dg.AssetCheckResult(passed=not missing, metadata=_by_table(missing))
 
 
-@dg.asset_check(asset=training_set, blocking=True, partitions_def=datasets_partitions)
+@partitioned_asset_check(asset=training_set, blocking=True)
 def features_are_finite(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     bad = nonfinite_features(context.partition_key)
     return dg.AssetCheckResult(passed=not bad, metadata=_by_table(bad))
 
 
-@dg.asset_check(asset=training_set, blocking=True, partitions_def=datasets_partitions)
+@partitioned_asset_check(asset=training_set, blocking=True)
 def shapes_and_lengths_agree(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     problems = shape_mismatches(context.partition_key)
     return dg.AssetCheckResult(
