@@ -37,8 +37,8 @@ from dualforce_core.models import DualForceModel
 from dualforce_core.schedulers.sigma_sampler import SigmaSampler
 from dualforce_core.timeline import SPATIAL_STRIDE
 from dualforce_core.training.ema import EMA
-from dualforce_core.training.parallelize import DistInfo, parallelize
-from dualforce_core.training.trainer import build_loss, forward_loss
+from dualforce_core.training.objective import build_loss, forward_loss
+from dualforce_core.training.parallelize import DistInfo, bf16_compute, parallelize
 
 H100_BF16_TFLOPS = 989.0
 HEADER = (
@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> str:
         raise UserError("--device cuda but no CUDA device is visible")
     if args.threads:
         torch.set_num_threads(args.threads)
-    bf16 = args.mixed_precision == "bf16" or (args.mixed_precision == "auto" and args.device == "cuda")
+    if args.mixed_precision == "bf16" and args.device != "cuda":
+        raise UserError("--mixed-precision bf16 needs --device cuda: training computes bf16 on CUDA only")
     config = load_config(
         overrides=[
             f"model.preset={args.preset}",
@@ -100,6 +101,9 @@ def run(args: argparse.Namespace) -> str:
         ]
     )
     device = torch.device(args.device)
+    single = DistInfo(0, 1, 0, device, None)
+    # The trainer's own rule: this unsharded run gets bf16 through autocast.
+    bf16 = bf16_compute(single, args.mixed_precision != "no") == "autocast"
     torch.manual_seed(0)
     model = DualForceModel(config.model)
     model.set_attention_backend(config.train.attention_backend)
@@ -120,7 +124,6 @@ def run(args: argparse.Namespace) -> str:
     model.zero_grad(set_to_none=True)
     loss_fn.zero_grad(set_to_none=True)
 
-    single = DistInfo(0, 1, 0, device, None)
     parallelize(model, single, config.train.activation_checkpointing, config.train.compile, bf16)
     params = [*trainable_parameters(model), *loss_fn.parameters()]
     optimizer = torch.optim.AdamW(params, lr=1e-4, fused=device.type == "cuda")

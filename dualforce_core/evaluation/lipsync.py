@@ -37,7 +37,7 @@ from dualforce_core.preprocessing import Preprocessing
 from dualforce_core.schedulers.sigma_sampler import SigmaSampler
 from dualforce_core.timeline import SAMPLE_RATE
 from dualforce_core.training.config import LossWeights
-from dualforce_core.training.trainer import forward_loss
+from dualforce_core.training.objective import forward_loss
 
 MODALITIES = ("video", "struct")
 

@@ -15,6 +15,9 @@ Two ways to get earlier chunks' K/V, same numbers:
   same window rule. The window decides what a chunk attended to when it was written, so only a replay
   from the start reproduces it after eviction; this path costs O(chunks²) and exists to check the cache.
 
+Each pass hands the model only the audio its frames can hear (`DualForceModel.audio_span`) with that
+slice's global offset, so a pass costs the same at minute ten as at second one.
+
 Noise is drawn per chunk from a generator seeded by (seed, chunk), so results do not depend on the
 order passes run in. Audio classifier-free guidance runs the dropped-audio branch as a second batch
 row, with its own cache rows.
@@ -31,7 +34,6 @@ from torch import Tensor
 from dualforce_core.errors import UserError
 from dualforce_core.inference.config import InferenceConfig
 from dualforce_core.inference.kv_cache import MultiModalKVCache, trim_window
-from dualforce_core.inference.windowed_model import WindowedAudioModel
 from dualforce_core.models import DualForceModel, DualForceOutput, KVCache
 from dualforce_core.schedulers.config import DiffusionConfig
 from dualforce_core.schedulers.flow_match import (
@@ -94,7 +96,7 @@ class ChunkedSampler:
         diffusion: DiffusionConfig,
         no_kv_cache: bool = False,
     ) -> None:
-        self.model = WindowedAudioModel.wrap(model).eval()
+        self.model = model
         self.cfg = inference
         self.diffusion = diffusion
         self.no_kv_cache = no_kv_cache
@@ -280,7 +282,6 @@ class ChunkedSampler:
     ) -> DualForceOutput:
         rows = 2 if self.guided else 1
         drop = torch.tensor([False, True], device=self.device) if self.guided else None
-        self.model.audio_offset = offset
         return self.model(
             video=video.to(self.dtype).expand(rows, *video.shape[1:]),
             struct=struct.to(self.dtype).expand(rows, *struct.shape[1:]),
@@ -289,5 +290,6 @@ class ChunkedSampler:
             audio=tokens.to(self.device, self.dtype).expand(rows, *tokens.shape[1:]),
             audio_drop=drop,
             frame_offset=first,
+            audio_offset=offset,
             cache=cache,
         )

@@ -75,6 +75,16 @@ class DualForceOutput:
     struct: Tensor  # [B, F, K, D]
 
 
+@dataclass
+class Layout:
+    """What every block of one forward reads, built once by `DualForceModel.layout`."""
+
+    grid: tuple[int, int, int]  # latent frames, patch rows, patch columns
+    video: BlockInputs
+    struct: BlockInputs
+    bridge: BridgeInputs
+
+
 class Tower(nn.Module):
     """One tower's blocks, its DualAdaLN-Zero conditioning and its output head.
 
@@ -98,6 +108,7 @@ class Tower(nn.Module):
         super().__init__()
         c = config
         self.dim = dim
+        self.head_dim = dim // heads
         self.own_is_video = own_is_video
         self.time_v = TimestepEmbedder(c.freq_dim, dim)
         self.time_s = TimestepEmbedder(c.freq_dim, dim)
@@ -113,6 +124,14 @@ class Tower(nn.Module):
         self.norm_out = FP32LayerNorm(dim, c.eps, elementwise_affine=False)
         self.head_table = nn.Parameter(torch.randn(2, dim) / dim**0.5)
         self.proj_out = nn.Linear(dim, out_features)
+
+    def forward(
+        self, x: Tensor, mod: Tensor, inputs: BlockInputs, start: int = 0, stop: int | None = None
+    ) -> Tensor:
+        """Blocks [start, stop): a tower runs in stretches, halted at each bridge to meet the other one."""
+        for block in self.blocks[start:stop]:
+            x = block(x, mod, inputs)
+        return x
 
     def conditioning(self, sigma_video: Tensor, sigma_struct: Tensor) -> tuple[Tensor, Tensor]:
         """(block modulation [B, F, 6, dim] fp32, head embedding [B, F, dim]) from per-frame σ."""
@@ -205,11 +224,48 @@ class DualForceModel(nn.Module):
         (token 0 = video frame 0; None = no audio); `audio_drop` [B] bool drops a sample's audio
         (classifier-free guidance). For streaming, the frames start at absolute latent frame
         `frame_offset` and attend `cache` (earlier chunks' K/V, always visible) plus themselves under
-        the block-causal rule; pass only the audio slice those frames can hear, with its offset. A cache
-        keeps audio K/V per (offset, token count): one cache serves one audio track.
+        the block-causal rule; pass only the audio slice those frames can hear (`audio_span`), with its
+        offset. A cache keeps audio K/V per (offset, token count): one cache serves one audio track.
         """
         c = self.config
         self._check_inputs(video, struct, sigma_video, sigma_struct, audio, audio_drop, text)
+        layout = self.layout(video, frame_offset, audio, audio_offset, audio_drop, text, cache)
+        dtype = self.patch_embedding.weight.dtype
+        x_v = self.patch_embedding(video.to(dtype)).flatten(2).transpose(1, 2)
+        x_s = (self.struct_embedding(struct.to(dtype)) + self.struct_slots).flatten(1, 2)
+        mod_v, emb_v = self.video.conditioning(sigma_video, sigma_struct)
+        mod_s, emb_s = self.struct.conditioning(sigma_video, sigma_struct)
+
+        # The towers run side by side and meet at the input of each bridged video layer.
+        depth_v = depth_s = 0
+        for i in bridge_layer_indices(c):  # ascending, so each stretch starts where the last one stopped
+            j = struct_layer_for(i, c)
+            x_v = self.video(x_v, mod_v, layout.video, depth_v, i)
+            x_s = self.struct(x_s, mod_s, layout.struct, depth_s, j)
+            x_v, x_s = self.bridge[str(i)](x_v, x_s, layout.bridge)
+            depth_v, depth_s = i, j
+        x_v = self.video(x_v, mod_v, layout.video, depth_v)
+        x_s = self.struct(x_s, mod_s, layout.struct, depth_s)
+
+        frames, h, w = layout.grid
+        # Fresh tensors, not views, as FSDP2 wants of a wrapped module's outputs (`unpatchify`'s reshape
+        # of a permuted tensor already copies); the struct head's output is small, so the copy is cheap.
+        out_s = self.struct.head(x_s, emb_s).unflatten(1, (frames, c.struct_tokens_per_frame)).clone()
+        return DualForceOutput(video=self.unpatchify(self.video.head(x_v, emb_v), frames, h, w), struct=out_s)
+
+    def layout(
+        self,
+        video: Tensor,
+        frame_offset: int,
+        audio: Tensor | None,
+        audio_offset: int,
+        audio_drop: Tensor | None,
+        text: Tensor | None,
+        cache: AttentionCache | None,
+    ) -> Layout:
+        """Where `video`'s tokens sit in time, turned once per forward into the masks, RoPE tables and
+        audio/text context that every block reads (arguments as `forward`'s)."""
+        c = self.config
         if frame_offset < 0 or audio_offset < 0:
             raise UserError(f"frame_offset and audio_offset must be >= 0, got {frame_offset}, {audio_offset}")
         batch, _, frames, height, width = video.shape
@@ -217,84 +273,54 @@ class DualForceModel(nn.Module):
         tokens_s = c.struct_tokens_per_frame
         dtype, device = self.patch_embedding.weight.dtype, video.device
         frame_idx = torch.arange(frame_offset, frame_offset + frames, device=device)
+        span_v, span_s = FrameSpan(frame_offset, frames, h * w), FrameSpan(frame_offset, frames, tokens_s)
 
-        x_v = self.patch_embedding(video.to(dtype)).flatten(2).transpose(1, 2)
-        x_s = (self.struct_embedding(struct.to(dtype)) + self.struct_slots).flatten(1, 2)
-        mod_v, emb_v = self.video.conditioning(sigma_video, sigma_struct)
-        mod_s, emb_s = self.struct.conditioning(sigma_video, sigma_struct)
+        def causal(q: FrameSpan, k: FrameSpan) -> BlockCausal | None:
+            return BlockCausal(c.chunk_frames, q, k) if c.causal else None
 
         mixed = None if audio is None else self.audio_mix(audio.to(dtype))
         audio_tokens = 0 if audio is None else audio.shape[1]
         window = self.audio_window(frame_idx, audio_offset + audio_tokens, batch, audio_drop)[
             ..., audio_offset:
         ]
-        # Global tokens [audio_offset, +audio_tokens) of one track: a cache keeps audio K/V under this name.
-        audio_slice = (audio_offset, audio_tokens, batch)
-        span_v, span_s = FrameSpan(frame_offset, frames, h * w), FrameSpan(frame_offset, frames, tokens_s)
-
-        def causal(q: FrameSpan, k: FrameSpan) -> BlockCausal | None:
-            return BlockCausal(c.chunk_frames, q, k) if c.causal else None
-
-        hd_v, hd_s = c.video_dim // c.video_heads, c.struct_dim // c.struct_heads
         query_time = self.audio_time(frame_idx)
         key_time = torch.arange(audio_offset, audio_offset + audio_tokens, device=device) + 0.5
 
-        def audio_q_rope(tokens_per_frame: int, head_dim: int) -> Rope:
-            return time_rope(query_time.repeat_interleave(tokens_per_frame), head_dim, c.rope_theta)
+        def tower_inputs(tower: Tower, tokens: int, rope: Rope, span: FrameSpan) -> BlockInputs:
+            hd = tower.head_dim
+            return BlockInputs(
+                frames=frames,
+                rope=rope,
+                mask=causal(span, span),
+                backend=self.attention_backend,
+                audio=tower.audio_in(mixed, batch),
+                audio_mask=DenseMask(window.repeat_interleave(tokens, dim=1)),
+                text=tower.text_in(text.to(dtype)) if tower.text_in and text is not None else None,
+                cache=cache,
+                # Global tokens [audio_offset, +audio_tokens) of one track: a cache keeps their K/V by it.
+                audio_window=(audio_offset, audio_tokens, batch),
+                audio_q_rope=time_rope(query_time.repeat_interleave(tokens), hd, c.rope_theta),
+                audio_k_rope=time_rope(key_time, hd, c.rope_theta, unrotated_tail=1),
+            )
 
-        text_ctx = self.video.text_in(text.to(dtype)) if self.video.text_in and text is not None else None
-        v_in = BlockInputs(
-            frames=frames,
-            rope=video_rope(frame_idx, h, w, hd_v, c.rope_theta),
-            mask=causal(span_v, span_v),
-            backend=self.attention_backend,
-            audio=self.video.audio_in(mixed, batch),
-            audio_mask=DenseMask(window.repeat_interleave(h * w, dim=1)),
-            text=text_ctx,
-            cache=cache,
-            audio_window=audio_slice,
-            audio_q_rope=audio_q_rope(h * w, hd_v),
-            audio_k_rope=time_rope(key_time, hd_v, c.rope_theta, unrotated_tail=1),
+        hd_v, hd_s = self.video.head_dim, self.struct.head_dim
+        return Layout(
+            grid=(frames, h, w),
+            video=tower_inputs(self.video, h * w, video_rope(frame_idx, h, w, hd_v, c.rope_theta), span_v),
+            struct=tower_inputs(
+                self.struct, tokens_s, temporal_rope(frame_idx, tokens_s, hd_s, c.rope_theta), span_s
+            ),
+            bridge=BridgeInputs(
+                video_rope_v=temporal_rope(frame_idx, h * w, hd_v, c.rope_theta),
+                struct_rope_v=temporal_rope(frame_idx, tokens_s, hd_v, c.rope_theta),
+                video_rope_s=temporal_rope(frame_idx, h * w, hd_s, c.rope_theta),
+                struct_rope_s=temporal_rope(frame_idx, tokens_s, hd_s, c.rope_theta),
+                v_from_s_mask=causal(span_v, span_s),
+                s_from_v_mask=causal(span_s, span_v),
+                backend=self.attention_backend,
+                cache=cache,
+            ),
         )
-        s_in = BlockInputs(
-            frames=frames,
-            rope=temporal_rope(frame_idx, tokens_s, hd_s, c.rope_theta),
-            mask=causal(span_s, span_s),
-            backend=self.attention_backend,
-            audio=self.struct.audio_in(mixed, batch),
-            audio_mask=DenseMask(window.repeat_interleave(tokens_s, dim=1)),
-            cache=cache,
-            audio_window=audio_slice,
-            audio_q_rope=audio_q_rope(tokens_s, hd_s),
-            audio_k_rope=time_rope(key_time, hd_s, c.rope_theta, unrotated_tail=1),
-        )
-        b_in = BridgeInputs(
-            video_rope_v=temporal_rope(frame_idx, h * w, hd_v, c.rope_theta),
-            struct_rope_v=temporal_rope(frame_idx, tokens_s, hd_v, c.rope_theta),
-            video_rope_s=temporal_rope(frame_idx, h * w, hd_s, c.rope_theta),
-            struct_rope_s=temporal_rope(frame_idx, tokens_s, hd_s, c.rope_theta),
-            v_from_s_mask=causal(span_v, span_s),
-            s_from_v_mask=causal(span_s, span_v),
-            backend=self.attention_backend,
-            cache=cache,
-        )
-
-        depth_s = 0
-        for i, block in enumerate(self.video.blocks):
-            if str(i) in self.bridge:
-                for j in range(depth_s, struct_layer_for(i, c)):
-                    x_s = self.struct.blocks[j](x_s, mod_s, s_in)
-                depth_s = max(depth_s, struct_layer_for(i, c))
-                x_v, x_s = self.bridge[str(i)](x_v, x_s, b_in)
-            x_v = block(x_v, mod_v, v_in)
-        for j in range(depth_s, c.struct_layers):
-            x_s = self.struct.blocks[j](x_s, mod_s, s_in)
-
-        out_v = self.video.head(x_v, emb_v)
-        # Fresh tensors, not views, as FSDP2 wants of a wrapped module's outputs (`unpatchify`'s reshape
-        # of a permuted tensor already copies); the struct head's output is small, so the copy is cheap.
-        out_s = self.struct.head(x_s, emb_s).unflatten(1, (frames, tokens_s)).clone()
-        return DualForceOutput(video=self.unpatchify(out_v, frames, h, w), struct=out_s)
 
     def unpatchify(self, x: Tensor, frames: int, h: int, w: int) -> Tensor:
         """[B, F·h·w, pt·ph·pw·C] → [B, C, F·pt, h·ph, w·pw] (Wan's channel order: C innermost)."""
@@ -308,6 +334,25 @@ class DualForceModel(nn.Module):
         per_video, per_latent = c.audio_tokens_per_video_frame, c.video_frames_per_latent
         first = first_video_frame(frames, per_latent)
         return per_video * (first + per_latent * frames + 1).double() / 2
+
+    def audio_span(self, first_frame: int, frames: int) -> tuple[int, int]:
+        """Global token range [start, end) that latent frames first_frame..first_frame+frames-1 may attend.
+
+        A streaming pass hands `forward` only this slice, with `audio_offset=start`: the masks, and so the
+        outputs, are those of the full track, while the cost of a pass (the audio layer mix and every
+        block's audio K/V) does not grow with the length of the track.
+        """
+        c = self.config
+        bound = (
+            c.audio_tokens_per_video_frame
+            * c.video_frames_per_latent
+            * (first_frame + frames + c.audio_lookahead + 2)
+        )
+        index = torch.arange(first_frame, first_frame + frames)
+        window = self.audio_window(index, bound, 1, None)[0, :, :-1].any(0).nonzero()
+        if window.numel() == 0:
+            return 0, 0
+        return int(window[0]), int(window[-1]) + 1
 
     def audio_window(self, frames: Tensor, audio_tokens: int, batch: int, drop: Tensor | None) -> Tensor:
         """[B, F, T_a + 1] bool: which audio tokens (then the null token) each latent frame may attend."""

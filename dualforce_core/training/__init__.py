@@ -1,4 +1,4 @@
-"""Training: FSDP2 parallelism, the trainer loop, kill-safe DCP checkpoints, EMA, tracking.
+"""Training: the objective, what a run builds and exports, FSDP2, the loop, DCP checkpoints, EMA, tracking.
 
 Nothing is re-exported here: the config schema imports `training.config`, and this package must stay
 light to import for that.

@@ -37,9 +37,6 @@ from dualforce_core.errors import UserError
 from dualforce_core.models.config import saved_fields
 from dualforce_core.training.ema import EMA
 
-# `STEP:SECONDS`: sleep that long after checkpoint STEP's shards are written, before the rename, so a
-# test can kill a run in the middle of a checkpoint write.
-PAUSE_ENV = "DUALFORCE_CHECKPOINT_PAUSE"
 META_FILE = "meta.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -163,9 +160,18 @@ class CheckpointManager:
         generator: torch.Generator,
         meta: dict[str, Any],
     ) -> Path:
-        """Write `step-N` atomically; every rank must call this."""
+        """Write `step-N` atomically: `write`, then `commit`; every rank must call this."""
+        return self.commit(self.write(progress, state, generator, meta))
+
+    def write(
+        self,
+        progress: Progress,
+        state: TrainState,
+        generator: torch.Generator,
+        meta: dict[str, Any],
+    ) -> Path:
+        """Everything of `step-N` into `step-N.tmp`, which no reader takes for a checkpoint yet."""
         rank = _rank()
-        final = self.root / f"step-{progress.step}"
         tmp = self.root / f"step-{progress.step}.tmp"
         if rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -177,11 +183,13 @@ class CheckpointManager:
         if rank == 0:
             record = {**meta, "progress": asdict(progress), "saved_at": time.time()}
             (tmp / META_FILE).write_text(json.dumps(record, indent=1) + "\n")
-        pause_step, _, pause_s = os.environ.get(PAUSE_ENV, "").partition(":")
-        if pause_step == str(progress.step):
-            time.sleep(float(pause_s))
+        return tmp
+
+    def commit(self, tmp: Path) -> Path:
+        """Once every rank has written: rank 0 renames `step-N.tmp` to `step-N` and prunes old ones."""
+        final = tmp.with_suffix("")
         _barrier()
-        if rank == 0:
+        if _rank() == 0:
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
             self._prune()

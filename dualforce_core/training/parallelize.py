@@ -4,7 +4,8 @@ The model knows nothing of how it is sharded: its blocks are found generically (
 `nn.ModuleList` / `nn.ModuleDict` that is not inside another block: the towers' DiT blocks and the
 bridge layers), each becomes its own FSDP2 unit so only one block's full weights exist at a time, then
 the root takes the rest. Activation checkpointing and `torch.compile` are applied per block first, with
-the composable APIs, so parameter names stay those of the plain model.
+the composable APIs, so parameter names stay those of the plain model. Mixed precision is decided here
+too (`bf16_compute`), once for the sharded and the unsharded run.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 
 import torch
 import torch.distributed as dist
@@ -64,6 +66,14 @@ def init_distributed(device: str = "auto", single_rank_group: bool = False) -> D
     world_size = dist.get_world_size()
     mesh = init_device_mesh(dev.type, (world_size,))
     return DistInfo(dist.get_rank(), world_size, local_rank, dev, mesh)
+
+
+def bf16_compute(dist_info: DistInfo, mixed_precision: bool) -> Literal["fsdp", "autocast"] | None:
+    """How a run that asks for bf16 gets it: on CUDA only; FSDP2's policy casts a sharded run (bf16
+    compute, fp32 parameters and reductions), autocast around the model's forward an unsharded one."""
+    if not (mixed_precision and dist_info.device.type == "cuda"):
+        return None
+    return "fsdp" if dist_info.mesh is not None else "autocast"
 
 
 def find_blocks(model: nn.Module) -> list[nn.Module]:
@@ -127,7 +137,7 @@ def parallelize(
     if compile_blocks:
         apply_compile(blocks)
     if dist_info.mesh is not None:
-        bf16 = mixed_precision and dist_info.device.type == "cuda"
+        bf16 = bf16_compute(dist_info, mixed_precision) == "fsdp"
         apply_fsdp(model, blocks, dist_info.mesh, bf16, cpu_offload)
     return model
 

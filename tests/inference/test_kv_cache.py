@@ -13,7 +13,6 @@ import dualforce_core.models.block as block_module
 from dualforce_core.inference.config import InferenceConfig
 from dualforce_core.inference.kv_cache import MultiModalKVCache
 from dualforce_core.inference.sampler import ChunkedSampler
-from dualforce_core.inference.windowed_model import WindowedAudioModel
 from dualforce_core.models import DualForceModel
 from dualforce_core.schedulers.config import DiffusionConfig
 from tests.inference.test_sampler import reference, track
@@ -124,12 +123,11 @@ def test_steady_state_streaming_attends_cache_views_without_allocating(
 
 def test_audio_key_value_projections_run_once_per_chunk(tiny_model: DualForceModel) -> None:
     steps, chunks = 3, 3
-    model = WindowedAudioModel.wrap(tiny_model)  # what the sampler runs: hooks go on its modules
     counts: dict[str, int] = {}
     layers = [
         (f"{tower}.{i}.{proj}", getattr(blk.audio_attn, proj))
         for tower in ("video", "struct")
-        for i, blk in enumerate(getattr(model, tower).blocks)
+        for i, blk in enumerate(getattr(tiny_model, tower).blocks)
         for proj in ("k", "v")
     ]
     for name, linear in layers:
@@ -138,9 +136,9 @@ def test_audio_key_value_projections_run_once_per_chunk(tiny_model: DualForceMod
     def run(**cfg: Any) -> dict[str, int]:
         counts.clear()
         inference = InferenceConfig(steps=steps, cache_frames=2, **cfg)
-        sampler = ChunkedSampler(model, inference, DiffusionConfig())
-        audio = track(model, 1 + 2 * chunks)
-        sampler.start(*reference(model), audio)
+        sampler = ChunkedSampler(tiny_model, inference, DiffusionConfig())
+        audio = track(tiny_model, 1 + 2 * chunks)
+        sampler.start(*reference(tiny_model), audio)
         for _ in range(chunks):
             sampler.next_chunk(audio)
         return dict(counts)

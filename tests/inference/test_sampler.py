@@ -6,7 +6,6 @@ import torch
 from dualforce_core.errors import UserError
 from dualforce_core.inference.config import InferenceConfig
 from dualforce_core.inference.sampler import AudioTrack, ChunkedSampler, SampledChunk
-from dualforce_core.inference.windowed_model import WindowedAudioModel
 from dualforce_core.models import DualForceModel
 from dualforce_core.schedulers.config import DiffusionConfig
 
@@ -96,17 +95,18 @@ def test_chunks_need_the_reference_first(tiny_model: DualForceModel) -> None:
 
 
 def test_windowed_audio_slice_gives_the_full_track_result(tiny_model: DualForceModel) -> None:
-    windowed = WindowedAudioModel.wrap(tiny_model)
-    assert windowed.video.blocks[0].table is tiny_model.video.blocks[0].table  # shared, not copied
+    sampler = ChunkedSampler(tiny_model, InferenceConfig(steps=1), DiffusionConfig())
+    assert sampler.model is tiny_model  # the sampler runs the given parameters, not a copy
     kw = tiny_model.dummy_inputs(batch_size=1, latent_frames=2, height=4, width=4)
     audio = track(tiny_model, 12).tokens[None]
-    start, end = windowed.audio_span(5, 2)
+    start, end = tiny_model.audio_span(5, 2)
     assert 0 < start < end < audio.shape[1]
     full = tiny_model(**{**kw, "audio": audio}, frame_offset=5)
-    windowed.audio_offset = start
-    sliced = windowed(**{**kw, "audio": audio[:, start:end]}, frame_offset=5)
+    sliced = tiny_model(**{**kw, "audio": audio[:, start:end]}, frame_offset=5, audio_offset=start)
     torch.testing.assert_close(sliced.video, full.video, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(sliced.struct, full.struct, rtol=1e-5, atol=1e-5)
-    windowed.audio_offset = start + 1  # a misplaced slice is visible: the offset really is used
-    shifted = windowed(**{**kw, "audio": audio[:, start + 1 : end + 1]}, frame_offset=5)
+    # A misplaced slice is visible: the offset really is used.
+    shifted = tiny_model(
+        **{**kw, "audio": audio[:, start + 1 : end + 1]}, frame_offset=5, audio_offset=start + 1
+    )
     assert not torch.allclose(shifted.video, full.video, atol=1e-4)

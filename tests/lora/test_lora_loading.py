@@ -11,7 +11,6 @@ import torch
 from peft import PeftModel
 from safetensors import safe_open
 
-from dualforce_core.inference.windowed_model import WindowedAudioModel
 from dualforce_core.lora.adapter import (
     active_adapter,
     adapter_names,
@@ -107,11 +106,10 @@ def test_merged_model_at_scale_zero_is_the_base(trained: TrainedAdapter) -> None
 
 
 def test_generator_path_adapter_folded_into_a_plain_model(trained: TrainedAdapter) -> None:
-    """`generate --lora DIR`: the merged model goes through the streaming wrapper like any checkpoint."""
+    """`generate --lora DIR`: the sampler runs the merged model as it runs any checkpoint."""
     model = merge_adapter(DualForceModel.from_pretrained(trained.base_dir), trained.adapter_dir)
-    windowed = WindowedAudioModel.wrap(model)
-    assert not [k for k in windowed.state_dict() if "lora" in k]
-    video, _ = run(windowed, trained)
+    assert not [k for k in model.state_dict() if "lora" in k]
+    video, _ = run(model, trained)
     torch.testing.assert_close(video, trained.trained_video, rtol=RTOL, atol=ATOL)
 
 

@@ -14,8 +14,9 @@ from dualforce_core import paths
 from dualforce_core.config import config_dir, load_config
 from dualforce_core.errors import UserError
 from dualforce_core.models import DualForceModel
+from dualforce_core.training.build import build_model
 from dualforce_core.training.checkpoint import CheckpointManager
-from dualforce_core.training.trainer import Trainer, build_model, train
+from dualforce_core.training.trainer import Trainer, train
 from tests.training.feature_tables import write_feature_tables
 
 TINY = str(config_dir() / "train" / "tiny.yaml")
