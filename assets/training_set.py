@@ -1,7 +1,8 @@
 """`training_set`: the clips every required feature table has, and the blocking checks that gate training.
 
 The checks are blocking: a failed one stops `dualforce_checkpoint` in the same run, so a model is never
-trained on clips with missing, non-finite or inconsistent features.
+trained on clips with missing, non-finite or inconsistent features. They vet the Lance versions the
+manifest recorded, and training reads exactly those (`launch_training` passes the manifest on).
 """
 
 import hashlib
@@ -9,7 +10,8 @@ import json
 
 import dagster as dg
 
-from dualforce_core.data.training_set import build_training_set, manifest_path
+from dualforce_core.data.tables import FEATURES
+from dualforce_core.data.training_set import build_training_set, manifest_path, read_training_set
 from dualforce_core.features.checks import (
     missing_features,
     nonfinite_features,
@@ -21,7 +23,7 @@ MAX_LISTED = 20  # offending clips named in a check's metadata
 
 
 @dg.asset(
-    deps=["audio_features", "struct_features", "flame_params", "video_latents"],
+    deps=[table.name for table in FEATURES],
     partitions_def=datasets_partitions,
     group_name="training",
     kinds={"lance"},
@@ -46,6 +48,12 @@ def training_set(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     )
 
 
+def _vetted_versions(dataset: str) -> dict[str, int] | None:
+    """The versions the training set recorded, so the checks vet what training will read."""
+    path = manifest_path(dataset)
+    return read_training_set(path).versions if path.is_file() else None
+
+
 def _by_table(found: dict[str, list[str]]) -> dict[str, dg.MetadataValue]:
     return {
         "count_by_table": dg.MetadataValue.json({t: len(ids) for t, ids in found.items()}),
@@ -55,19 +63,19 @@ def _by_table(found: dict[str, list[str]]) -> dict[str, dg.MetadataValue]:
 
 @partitioned_asset_check(asset=training_set, blocking=True)
 def every_clip_has_every_feature(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    missing = missing_features(context.partition_key)
+    missing = missing_features(context.partition_key, _vetted_versions(context.partition_key))
     return dg.AssetCheckResult(passed=not missing, metadata=_by_table(missing))
 
 
 @partitioned_asset_check(asset=training_set, blocking=True)
 def features_are_finite(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    bad = nonfinite_features(context.partition_key)
+    bad = nonfinite_features(context.partition_key, _vetted_versions(context.partition_key))
     return dg.AssetCheckResult(passed=not bad, metadata=_by_table(bad))
 
 
 @partitioned_asset_check(asset=training_set, blocking=True)
 def shapes_and_lengths_agree(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    problems = shape_mismatches(context.partition_key)
+    problems = shape_mismatches(context.partition_key, _vetted_versions(context.partition_key))
     return dg.AssetCheckResult(
         passed=not problems,
         metadata={"mismatches": len(problems), "examples": dg.MetadataValue.json(problems[:MAX_LISTED])},

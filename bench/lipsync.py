@@ -167,8 +167,8 @@ def train_models(args: argparse.Namespace) -> dict[str, Any]:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     from dualforce_core import paths
     from dualforce_core.config import load_config
+    from dualforce_core.data.split import dataset_clips, select_split
     from dualforce_core.evaluation.lipsync import conditional_loss_gap, mouth_sync
-    from dualforce_core.evaluation.split import dataset_clips, select_split
     from dualforce_core.metrics.mouth import MouthReader
     from dualforce_core.models import DualForceModel
     from dualforce_core.weights import WeightsRegistry

@@ -2,7 +2,8 @@
 
 Both run `pipelines.train_entry`, which calls the trainer and, on rank 0, reports back through Dagster
 Pipes; the trainer itself knows nothing of Dagster. `launch_training` is the one launch every training
-asset (full and LoRA) goes through.
+asset (full and LoRA) goes through; it hands on the dataset's `training_set` manifest, so training reads
+the Lance versions the blocking checks vetted.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from dualforce_core import paths
+from dualforce_core.data.training_set import manifest_path
 from dualforce_core.training.mlflow_runs import create_run, mark_failed
 from pipelines.resources import ComputeSettings, MlflowSettings
 
@@ -24,13 +26,17 @@ def train_command(
     overrides: list[str],
     nproc: int,
     base_checkpoint: Path | None = None,
+    training_set: Path | None = None,
 ) -> list[str]:
-    """`base_checkpoint` makes it a LoRA run: adapters trained on that frozen model."""
+    """`base_checkpoint` makes it a LoRA run: adapters trained on that frozen model; `training_set` pins
+    the table versions to those its manifest recorded."""
     entry = ["-m", "pipelines.train_entry", "--dataset", dataset, "--run-dir", str(run_dir)]
     if config_path:
         entry += ["--config", config_path]
     if base_checkpoint is not None:
         entry += ["--base-checkpoint", str(base_checkpoint)]
+    if training_set is not None:
+        entry += ["--training-set", str(training_set)]
     entry += overrides
     if nproc > 1:
         launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
@@ -61,8 +67,15 @@ def launch_training(
     run_id = create_run(experiment, run_name, tags, mlflow.uri())
     run_dir = paths.runs_dir() / dataset / run_id
     device_override = f"train.device={compute.device.split(':')[0]}"
+    manifest = manifest_path(dataset)  # the versions the blocking checks vetted, when the graph built one
     command = train_command(
-        dataset, run_dir, config_path, [*overrides, device_override], compute.nproc, base_checkpoint
+        dataset,
+        run_dir,
+        config_path,
+        [*overrides, device_override],
+        compute.nproc,
+        base_checkpoint,
+        manifest if manifest.is_file() else None,
     )
     env = {
         paths.HOME_ENV: str(paths.home()),

@@ -76,15 +76,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--base-checkpoint", help="a LoRA run: the frozen base model's directory")
+    parser.add_argument("--training-set", help="a training set manifest: read the table versions it vetted")
     add_config_args(parser)
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
         if int(os.environ.get("RANK", "0")) != 0:
-            train(config, args.dataset, args.run_dir, "auto", args.base_checkpoint)
+            train(config, args.dataset, args.run_dir, "auto", args.base_checkpoint, args.training_set)
             return 0
         with open_dagster_pipes() as pipes:
-            result = train(config, args.dataset, args.run_dir, "auto", args.base_checkpoint)
+            result = train(
+                config, args.dataset, args.run_dir, "auto", args.base_checkpoint, args.training_set
+            )
             _report(pipes, result)
     except UserError as err:
         print(f"train_entry: error: {err}", file=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dualforce_core.features.liveportrait import MOTION_DIM
+from dualforce_core.motion_layout import MOTION_DIM
 from dualforce_core.preprocessing import AudioRecord, Preprocessing, StructNormalisation
 
 

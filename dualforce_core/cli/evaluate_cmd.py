@@ -6,9 +6,9 @@ import argparse
 import math
 
 from dualforce_core.cli.common import add_config_args, config_from_args
+from dualforce_core.data.split import SPLITS
 from dualforce_core.evaluation.evaluate import evaluate
 from dualforce_core.evaluation.generation import still_generator
-from dualforce_core.evaluation.split import SPLITS
 
 DESCRIPTION = """\
 Evaluate a checkpoint on the held-out clips of a dataset. Clips are split by identity (the sidecar

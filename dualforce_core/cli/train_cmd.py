@@ -38,6 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="`auto`: continue from the newest complete checkpoint in the run dir (fresh start if none); "
         "or a step-N checkpoint directory",
     )
+    parser.add_argument(
+        "--training-set",
+        metavar="MANIFEST",
+        help="read the Lance versions a training set manifest recorded ($DUALFORCE_HOME/training_sets/"
+        "<dataset>.json, the ones the pipeline's checks vetted) instead of each table's latest",
+    )
     add_config_args(parser)
     parser.set_defaults(func=_train)
 
@@ -50,7 +56,7 @@ def _train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     from dualforce_core.training.trainer import train  # torch and the model load only for this command
 
-    result = train(config, args.dataset, args.run_dir, args.resume, args.base_checkpoint)
+    result = train(config, args.dataset, args.run_dir, args.resume, args.base_checkpoint, args.training_set)
     if result.is_main:
         exported = f"LoRA adapter {result.lora_dir}" if result.lora_dir else f"EMA model {result.final_dir}"
         print(

@@ -31,7 +31,7 @@ import av
 import numpy as np
 import pyarrow as pa
 
-from dualforce_core.data import lance_store, media, schema
+from dualforce_core.data import lance_store, media, tables
 from dualforce_core.data.config import DataConfig
 from dualforce_core.data.crop import Box, FaceFinder, crop_box, load_detector
 from dualforce_core.data.media import MediaError
@@ -251,7 +251,7 @@ class _SourceIngest:
                 break
             rows.append(
                 {
-                    "clip_id": schema.clip_id(self.dataset, self.source_hash, start),
+                    "clip_id": tables.clip_id(self.dataset, self.source_hash, start),
                     "dataset": self.dataset,
                     "source_path": str(self.path.absolute()),
                     "source_hash": self.source_hash,
@@ -306,7 +306,7 @@ class _Batch:
         self.known_rejects = {
             (row["reject_id"], row["reason"])
             for row in lance_store.read_rows(
-                "rejects", ["reject_id", "reason"], f"dataset = '{dataset}'"
+                tables.REJECTS.name, ["reject_id", "reason"], f"dataset = '{dataset}'"
             ).to_pylist()
         }
         self.clips_written = 0
@@ -314,7 +314,7 @@ class _Batch:
     def add_source(self, source: _SourceIngest, status: str, clips: int) -> None:
         self.sources.append(
             {
-                "source_id": schema.source_id(self.dataset, source.source_hash, self.fingerprint),
+                "source_id": tables.source_id(self.dataset, source.source_hash, self.fingerprint),
                 "dataset": self.dataset,
                 "source_path": str(source.path.absolute()),
                 "source_hash": source.source_hash,
@@ -326,7 +326,7 @@ class _Batch:
         )
 
     def add_reject(self, path: Path, source_hash: str, stage: str, reason: str, detail: str) -> None:
-        rid = schema.reject_id(self.dataset, str(path.absolute()), source_hash, stage)
+        rid = tables.reject_id(self.dataset, str(path.absolute()), source_hash, stage)
         if (rid, reason) in self.known_rejects:
             return
         self.known_rejects.add((rid, reason))
@@ -348,12 +348,22 @@ class _Batch:
     def flush(self) -> None:
         """Clips before the ledger: a file is marked finished only once its clips are stored."""
         if self.clips:
-            lance_store.upsert("clips", pa.Table.from_pylist(self.clips, schema.CLIPS))
+            lance_store.upsert(
+                tables.CLIPS.name, pa.Table.from_pylist(self.clips, tables.CLIPS.schema), tables.CLIPS.key
+            )
             self.clips_written += len(self.clips)
         if self.rejects:
-            lance_store.upsert("rejects", pa.Table.from_pylist(self.rejects, schema.REJECTS), "reject_id")
+            lance_store.upsert(
+                tables.REJECTS.name,
+                pa.Table.from_pylist(self.rejects, tables.REJECTS.schema),
+                tables.REJECTS.key,
+            )
         if self.sources:
-            lance_store.upsert("sources", pa.Table.from_pylist(self.sources, schema.SOURCES), "source_id")
+            lance_store.upsert(
+                tables.SOURCES.name,
+                pa.Table.from_pylist(self.sources, tables.SOURCES.schema),
+                tables.SOURCES.key,
+            )
         self.clips, self.rejects, self.sources = [], [], []
 
 
@@ -383,7 +393,7 @@ def ingest_files(
     detector = _prepare(dataset, src, config)
     videos, others = found
     fingerprint = config_fingerprint(config)
-    done = lance_store.existing_ids("sources", "source_id", f"dataset = '{dataset}'")
+    done = lance_store.existing_ids(tables.SOURCES.name, tables.SOURCES.key, f"dataset = '{dataset}'")
     report = IngestReport(dataset=dataset, files_seen=len(videos) + len(others))
     batch = _Batch(dataset, fingerprint, config.write_batch_mb << 20)
     started = time.perf_counter()
@@ -413,7 +423,10 @@ def ingest_files(
         batch.flush()
         report.seconds = time.perf_counter() - started
         report.clips_written = batch.clips_written
-        report.versions = {name: lance_store.table_version(name) for name in ("clips", "rejects", "sources")}
+        report.versions = {
+            name: lance_store.table_version(name)
+            for name in (tables.CLIPS.name, tables.REJECTS.name, tables.SOURCES.name)
+        }
     return report
 
 
@@ -428,7 +441,7 @@ def _ingest_one(
     """The per-file boundary: every failure becomes one reject; returns a one-line outcome."""
     try:
         source_hash = source.hash()
-        if schema.source_id(source.dataset, source_hash, fingerprint) in done:
+        if tables.source_id(source.dataset, source_hash, fingerprint) in done:
             return "skipped"
         if source_hash in seen_hashes:
             raise MediaError("duplicate", f"same content as {seen_hashes[source_hash]}")

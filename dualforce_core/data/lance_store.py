@@ -13,6 +13,7 @@ import lance
 import pyarrow as pa
 
 from dualforce_core import paths
+from dualforce_core.errors import UserError
 
 
 def sql_str(value: str) -> str:
@@ -20,12 +21,21 @@ def sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def open_table(name: str) -> lance.LanceDataset | None:
-    """The latest version of table `name`, or None when it has never been written."""
+def open_table(name: str, version: int | None = None) -> lance.LanceDataset | None:
+    """Table `name` at `version` (default: the latest), or None when it has never been written."""
     uri = paths.table_uri(name)
     if not Path(uri).exists():
         return None
-    return lance.dataset(uri)
+    if version is None:
+        return lance.dataset(uri)
+    try:
+        return lance.dataset(uri, version=version)
+    except ValueError:
+        raise UserError(
+            f"table {name!r} has no version {version} any more (cleaned up?): a resumed run reads the "
+            "versions its checkpoint recorded, a pipeline run those its training set recorded; start a "
+            "fresh run dir or rebuild the training set instead"
+        ) from None
 
 
 def table_version(name: str) -> int | None:

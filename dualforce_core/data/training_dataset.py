@@ -1,10 +1,10 @@
 """The training set: one dataset's clips joined across the feature tables, as the model's forward tensors.
 
-Joining happens once, at construction, over the small key and shape columns only: a clip is used when it
-is in every required table (`video_latents`, `struct_features`, `audio_features`) and, when `clip_ids` is
-given, in that allow-list (the trainer's identity split); `flame_params` is optional. Each table is
-pinned to the version it had then (or the versions a checkpoint recorded), and an
-item is fetched by row position (`take`), never by a filter scan. Lance handles are opened lazily in the
+Joining happens once, at construction (`clips_with_features`): a clip is used when it is in every
+required table (`tables.REQUIRED_FEATURES`) and, when `clip_ids` is given, in that allow-list (the
+trainer's identity split); `flame_params` is optional. Each table is pinned to the version it had then,
+or to `versions` (those a checkpoint or the vetted training set recorded), and an item is fetched by row
+position (`take`), never by a filter scan. Lance handles are opened lazily in the
 process that reads (DataLoader workers are spawned: Lance is not fork-safe). Batches come from
 `ShapeBucketBatchSampler`: equal shapes only, sharded by rank, padded so every rank gets the same number
 of full batches and collectives never wait on a rank that ran out.
@@ -16,7 +16,6 @@ import os
 import random
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import lance
@@ -24,22 +23,21 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from dualforce_core import paths
+from dualforce_core.data.clip_features import clips_with_features
+from dualforce_core.data.lance_store import open_table
+from dualforce_core.data.struct_stats import load_struct_stats
+from dualforce_core.data.tables import (
+    AUDIO_FEATURES,
+    FLAME_PARAMS,
+    REQUIRED_FEATURES,
+    STRUCT_FEATURES,
+    VIDEO_LATENTS,
+)
 from dualforce_core.data.tensor_codec import decode_tensor
 from dualforce_core.errors import UserError
-from dualforce_core.features.struct import load_struct_stats
 from dualforce_core.models.config import ModelConfig
 from dualforce_core.models.struct_tokens import StructTokenProjector
 from dualforce_core.timeline import TEMPORAL_STRIDE, latent_frames_of, pool_to_latent_frames
-
-REQUIRED_TABLES = ("video_latents", "struct_features", "audio_features")
-OPTIONAL_TABLES = ("flame_params",)
-# The command that fills each table, for error messages.
-FILLED_BY = {
-    "video_latents": "dualforce extract latents",
-    "struct_features": "dualforce extract struct",
-    "audio_features": "dualforce extract audio",
-    "flame_params": "dualforce extract flame",
-}
 
 
 @dataclass(frozen=True)
@@ -54,19 +52,6 @@ class ClipIndex:
     @property
     def bucket(self) -> tuple[int, ...]:
         return (*self.latent_shape, *self.audio_shape)
-
-
-def _open_pinned(name: str, version: int | None) -> lance.LanceDataset | None:
-    uri = paths.table_uri(name)
-    if not Path(uri).exists():
-        return None
-    try:
-        return lance.dataset(uri, version=version) if version is not None else lance.dataset(uri)
-    except ValueError:
-        raise UserError(
-            f"table {name!r} has no version {version} any more (cleaned up?): a resumed run reads the "
-            "versions its checkpoint recorded; start a fresh run dir instead"
-        ) from None
 
 
 class TrainingDataset(Dataset[dict[str, Any]]):
@@ -84,30 +69,21 @@ class TrainingDataset(Dataset[dict[str, Any]]):
         self.dataset = dataset
         self.split = split
         self.projector = StructTokenProjector.from_config(model_config)
-        self.versions: dict[str, int] = {}
-        positions: dict[str, dict[str, int]] = {}
-        shapes: dict[str, dict[str, tuple[int, ...]]] = {}
-        for name in (*REQUIRED_TABLES, *OPTIONAL_TABLES):
-            table = _open_pinned(name, (versions or {}).get(name))
-            if table is None:
-                if name in OPTIONAL_TABLES:
-                    continue
+        join = clips_with_features(dataset, versions, with_clips=False)
+        for table in REQUIRED_FEATURES:
+            rows = join.tables.get(table.name)
+            if rows is None:
                 raise UserError(
-                    f"table {name!r} does not exist under {paths.lance_dir()}: run `{FILLED_BY[name]} "
-                    f"--dataset {dataset}` first"
+                    f"table {table.name!r} does not exist under {paths.lance_dir()}: run "
+                    f"`{table.filled_by} --dataset {dataset}` first"
                 )
-            self.versions[name] = int(table.version)
-            # Small columns of every row; the index in a full scan is the row position `take` wants.
-            rows = table.to_table(columns=["clip_id", "dataset", "shape"]).to_pydict()
-            mine = [pos for pos, name_ in enumerate(rows["dataset"]) if name_ == dataset]
-            if not mine and name in REQUIRED_TABLES:
+            if not rows.positions:
                 raise UserError(
-                    f"table {name!r} (version {table.version}) has no rows of dataset {dataset!r}: run "
-                    f"`{FILLED_BY[name]} --dataset {dataset}` first"
+                    f"table {table.name!r} (version {rows.version}) has no rows of dataset {dataset!r}: run "
+                    f"`{table.filled_by} --dataset {dataset}` first"
                 )
-            positions[name] = {rows["clip_id"][pos]: pos for pos in mine}
-            shapes[name] = {rows["clip_id"][pos]: tuple(rows["shape"][pos]) for pos in mine}
-        common = set.intersection(*(set(positions[name]) for name in REQUIRED_TABLES))
+        self.versions = {name: rows.version for name, rows in join.tables.items()}
+        common = join.complete()
         if clip_ids is not None:
             joined = len(common)
             common &= set(clip_ids)
@@ -119,18 +95,23 @@ class TrainingDataset(Dataset[dict[str, Any]]):
         self.items = [
             ClipIndex(
                 clip_id=clip_id,
-                positions={name: pos[clip_id] for name, pos in positions.items() if clip_id in pos},
-                latent_shape=shapes["video_latents"][clip_id],
-                audio_shape=shapes["audio_features"][clip_id],
+                positions={
+                    name: rows.positions[clip_id]
+                    for name, rows in join.tables.items()
+                    if clip_id in rows.positions
+                },
+                latent_shape=join.tables[VIDEO_LATENTS.name].shapes[clip_id],
+                audio_shape=join.tables[AUDIO_FEATURES.name].shapes[clip_id],
             )
             for clip_id in sorted(common)
         ]
         if not self.items:
+            names = ", ".join(table.name for table in REQUIRED_FEATURES)
             raise UserError(
-                f"no clip of dataset {dataset!r} is in all of {', '.join(REQUIRED_TABLES)}: run the missing "
+                f"no clip of dataset {dataset!r} is in all of {names}: run the missing "
                 f"extractors (`dualforce extract latents|struct|audio --dataset {dataset}`)"
             )
-        self.has_flame = any("flame_params" in item.positions for item in self.items)
+        self.has_flame = any(FLAME_PARAMS.name in item.positions for item in self.items)
         stats = load_struct_stats(dataset)
         self.struct_mean = torch.as_tensor(stats.mean, dtype=torch.float32)
         self.struct_std = torch.as_tensor(stats.std, dtype=torch.float32)
@@ -145,7 +126,7 @@ class TrainingDataset(Dataset[dict[str, Any]]):
             self._tables = {}
             self._pid = os.getpid()
         if name not in self._tables:
-            table = _open_pinned(name, self.versions[name])
+            table = open_table(name, self.versions[name])
             assert table is not None
             self._tables[name] = table
         return self._tables[name]
@@ -170,12 +151,14 @@ class TrainingDataset(Dataset[dict[str, Any]]):
         item = self.items[index]
         pos = item.positions
         latents = self._row(
-            "video_latents", pos["video_latents"], ["latents", "shape", "dtype", "ref_latent", "ref_shape"]
+            VIDEO_LATENTS.name,
+            pos[VIDEO_LATENTS.name],
+            ["latents", "shape", "dtype", "ref_latent", "ref_shape"],
         )
         video = decode_tensor(latents["latents"], latents["shape"], latents["dtype"]).float()
         ref = decode_tensor(latents["ref_latent"], latents["ref_shape"], latents["dtype"]).float()
         video[:, :1] = ref
-        motion_row = self._row("struct_features", pos["struct_features"], ["motion", "shape"])
+        motion_row = self._row(STRUCT_FEATURES.name, pos[STRUCT_FEATURES.name], ["motion", "shape"])
         motion = decode_tensor(motion_row["motion"], motion_row["shape"], "float32")
         num_frames = motion.shape[0]
         if num_frames < 1 or (num_frames - 1) % TEMPORAL_STRIDE:
@@ -190,11 +173,11 @@ class TrainingDataset(Dataset[dict[str, Any]]):
             )
         normalised = (motion - self.struct_mean) / self.struct_std
         struct = self.projector.pack(normalised[None])[0]
-        audio_row = self._row("audio_features", pos["audio_features"], ["features", "shape", "dtype"])
+        audio_row = self._row(AUDIO_FEATURES.name, pos[AUDIO_FEATURES.name], ["features", "shape", "dtype"])
         audio = decode_tensor(audio_row["features"], audio_row["shape"], audio_row["dtype"]).float()
         out: dict[str, Any] = {"clip_id": item.clip_id, "video": video, "struct": struct, "audio": audio}
-        if "flame_params" in pos:
-            flame_row = self._row("flame_params", pos["flame_params"], ["params", "shape"])
+        if FLAME_PARAMS.name in pos:
+            flame_row = self._row(FLAME_PARAMS.name, pos[FLAME_PARAMS.name], ["params", "shape"])
             per_frame = decode_tensor(flame_row["params"], flame_row["shape"], "float32")
             out["flame"] = pool_to_latent_frames(per_frame[None], latent_frames)[0]
         return out

@@ -1,8 +1,8 @@
 """The training set of one dataset as a manifest: which clips training will use and from which versions.
 
-Training reads the latest version of each feature table; the manifest written here
-(`$DUALFORCE_HOME/training_sets/<dataset>.json`) records what that is at the time the pipeline vetted it,
-so a checkpoint's data can be traced back to the checked set.
+The manifest (`$DUALFORCE_HOME/training_sets/<dataset>.json`) records the Lance version of every table
+at the time the pipeline built it; the blocking checks vet those versions and the pipeline's training
+run reads exactly them (`--training-set`), so rows appended after the checks never reach the model.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dualforce_core import paths
-from dualforce_core.data.lance_store import read_rows, sql_str, table_version
-from dualforce_core.data.training_dataset import OPTIONAL_TABLES, REQUIRED_TABLES
+from dualforce_core.data.clip_features import clips_with_features
+from dualforce_core.data.tables import FLAME_PARAMS, VIDEO_LATENTS
+from dualforce_core.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -36,33 +37,29 @@ def manifest_path(dataset: str) -> Path:
     return paths.home() / "training_sets" / f"{dataset}.json"
 
 
-def _ids(table: str, dataset: str) -> set[str]:
-    rows = read_rows(table, ["clip_id"], f"dataset = {sql_str(dataset)}")
-    return {str(v) for v in rows.column("clip_id").to_pylist()} if rows.num_rows else set()
+def read_training_set(path: Path) -> TrainingSetManifest:
+    """A manifest written by `build_training_set`."""
+    try:
+        return TrainingSetManifest(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as err:
+        raise UserError(f"cannot read the training set manifest {path}: {err}") from None
 
 
 def build_training_set(dataset: str) -> TrainingSetManifest:
     """Join the dataset's clips across the feature tables and write the manifest."""
-    where = f"dataset = {sql_str(dataset)}"
-    clips = read_rows("clips", ["clip_id", "num_frames", "fps"], where).to_pylist()
-    present = {table: _ids(table, dataset) for table in (*REQUIRED_TABLES, *OPTIONAL_TABLES)}
-    usable = sorted(c["clip_id"] for c in clips if all(c["clip_id"] in present[t] for t in REQUIRED_TABLES))
-    chosen = set(usable)
-    latents = read_rows("video_latents", ["clip_id", "shape"], where).to_pylist()
-    shapes = Counter("x".join(map(str, r["shape"])) for r in latents if r["clip_id"] in chosen)
-    versions = {
-        t: v for t in ("clips", *REQUIRED_TABLES, *OPTIONAL_TABLES) if (v := table_version(t)) is not None
-    }
+    join = clips_with_features(dataset)
+    usable = join.usable()
+    clips = [join.clips[clip_id] for clip_id in usable]
+    latent_shapes = join.tables[VIDEO_LATENTS.name].shapes if VIDEO_LATENTS.name in join.tables else {}
+    shapes = Counter("x".join(map(str, latent_shapes[clip_id])) for clip_id in usable)
     manifest = TrainingSetManifest(
         dataset=dataset,
         clip_ids=usable,
-        missing={
-            t: sorted(c["clip_id"] for c in clips if c["clip_id"] not in present[t]) for t in REQUIRED_TABLES
-        },
-        versions=versions,
-        with_flame=len(chosen & present["flame_params"]),
-        frames=sum(c["num_frames"] for c in clips if c["clip_id"] in chosen),
-        seconds=round(sum(c["num_frames"] / c["fps"] for c in clips if c["clip_id"] in chosen), 3),
+        missing=join.missing(),
+        versions=join.versions,
+        with_flame=len(set(usable) & join.ids(FLAME_PARAMS.name)),
+        frames=sum(c["num_frames"] for c in clips),
+        seconds=round(sum(c["num_frames"] / c["fps"] for c in clips), 3),
         latent_shapes=dict(sorted(shapes.items())),
     )
     path = manifest_path(dataset)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dualforce_core.data import lance_store, media
+from dualforce_core.data.split import SplitClip
 from dualforce_core.errors import UserError
-from dualforce_core.evaluation.split import SplitClip
 from dualforce_core.timeline import FPS, SAMPLE_RATE
 
 _COLUMNS = ["clip_id", "fps", "video", "audio", "audio_sample_rate"]

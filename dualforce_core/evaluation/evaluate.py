@@ -20,13 +20,13 @@ import numpy as np
 from dualforce_core import paths
 from dualforce_core.config import DualForceConfig
 from dualforce_core.data import lance_store
+from dualforce_core.data.split import SplitClip, dataset_clips, select_split
 from dualforce_core.errors import UserError
 from dualforce_core.evaluation import report as report_files
 from dualforce_core.evaluation.clips import iter_clips
 from dualforce_core.evaluation.config import EvalConfig
 from dualforce_core.evaluation.generation import Generator, checkpoint_generator, generate_clip
 from dualforce_core.evaluation.scoring import HEADLINE, MetricAccumulator
-from dualforce_core.evaluation.split import SplitClip, dataset_clips, select_split
 from dualforce_core.metrics import MetricNetworks, protocol
 from dualforce_core.timeline import FPS, SAMPLE_RATE
 from dualforce_core.training.tracking import RunLogger

@@ -24,10 +24,10 @@ from scipy import stats
 
 from dualforce_core.config import DualForceConfig
 from dualforce_core.data.lance_store import read_rows
+from dualforce_core.data.split import SplitClip
 from dualforce_core.data.tensor_codec import decode_tensor
 from dualforce_core.data.training_dataset import TrainingDataset, collate
 from dualforce_core.evaluation.clips import EvalClip, load_clip
-from dualforce_core.evaluation.split import SplitClip
 from dualforce_core.features.struct_sidecar import mouth_open_from_motion
 from dualforce_core.inference.generator import StreamingGenerator
 from dualforce_core.losses import DualForceLoss

@@ -18,13 +18,13 @@ from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
 
 from dualforce_core.config import DualForceConfig
 from dualforce_core.data.media import decode_audio
+from dualforce_core.data.tables import AUDIO_FEATURES
 from dualforce_core.data.tensor_codec import encode_tensor
 from dualforce_core.errors import UserError
 from dualforce_core.features.stage import ExtractReport, run_extractor
 from dualforce_core.timeline import AUDIO_TOKENS_PER_FRAME, SAMPLE_RATE
 from dualforce_core.weights import WeightsRegistry
 
-TABLE = "audio_features"
 PREPROCESSOR_FILE = "preprocessor_config.json"
 
 
@@ -104,7 +104,7 @@ def clip_waveform(blob: bytes, num_frames: int, fps: float) -> np.ndarray:
 
 
 class AudioFeatureStage:
-    table = TABLE
+    table = AUDIO_FEATURES.name
     clip_columns: tuple[str, ...] = ("audio", "num_frames", "fps")
 
     def __init__(self, registry: WeightsRegistry, layers: list[int] | None, device: str = "cpu"):
@@ -142,16 +142,16 @@ class AudioFeatureStage:
                 rows["num_layers"].append(shape[1])
                 rows["dim"].append(shape[2])
         n = len(rows["clip_id"])
-        return pa.table(
+        return AUDIO_FEATURES.rows(
             {
-                "clip_id": pa.array(rows["clip_id"], pa.string()),
-                "dataset": pa.array(rows["dataset"], pa.string()),
-                "extractor_id": pa.array([self.extractor_id] * n, pa.string()),
-                "features": pa.array(rows["features"], pa.large_binary()),
-                "shape": pa.array(rows["shape"], pa.list_(pa.int32())),
-                "dtype": pa.array(["float16"] * n, pa.string()),
-                "num_layers": pa.array(rows["num_layers"], pa.int32()),
-                "dim": pa.array(rows["dim"], pa.int32()),
+                "clip_id": rows["clip_id"],
+                "dataset": rows["dataset"],
+                "extractor_id": [self.extractor_id] * n,
+                "features": rows["features"],
+                "shape": rows["shape"],
+                "dtype": ["float16"] * n,
+                "num_layers": rows["num_layers"],
+                "dim": rows["dim"],
             }
         )
 

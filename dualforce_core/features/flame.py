@@ -23,6 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from dualforce_core.config import DualForceConfig
 from dualforce_core.data.media import decode_video
+from dualforce_core.data.tables import FLAME_PARAMS
 from dualforce_core.data.tensor_codec import encode_tensor
 from dualforce_core.errors import UserError
 from dualforce_core.features.stage import ExtractReport, run_extractor
@@ -30,7 +31,6 @@ from dualforce_core.flame_layout import FLAME_DIM
 from dualforce_core.timeline import FPS
 from dualforce_core.weights import WeightsRegistry
 
-TABLE = "flame_params"
 INPUT_SIZE = 224
 FRAME_BATCH = 16
 
@@ -113,7 +113,7 @@ def sidecar_params(sidecar: Path, start_frame: int, num_frames: int) -> np.ndarr
 
 
 class FlameStage:
-    table = TABLE
+    table = FLAME_PARAMS.name
 
     def __init__(self, kind: str, registry: WeightsRegistry, device: str = "cpu"):
         self.kind = kind
@@ -149,13 +149,13 @@ class FlameStage:
             datasets.append(clip["dataset"])
             blobs.append(blob)
             shapes.append(shape)
-        return pa.table(
+        return FLAME_PARAMS.rows(
             {
-                "clip_id": pa.array(ids, pa.string()),
-                "dataset": pa.array(datasets, pa.string()),
-                "extractor_id": pa.array([self.extractor_id] * len(ids), pa.string()),
-                "params": pa.array(blobs, pa.large_binary()),
-                "shape": pa.array(shapes, pa.list_(pa.int32())),
+                "clip_id": ids,
+                "dataset": datasets,
+                "extractor_id": [self.extractor_id] * len(ids),
+                "params": blobs,
+                "shape": shapes,
             }
         )
 

@@ -17,12 +17,11 @@ from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
 
 from dualforce_core.config import DualForceConfig
 from dualforce_core.data.media import decode_video
+from dualforce_core.data.tables import VIDEO_LATENTS
 from dualforce_core.data.tensor_codec import encode_tensor
 from dualforce_core.features.stage import ExtractReport, run_extractor
 from dualforce_core.features.vae_layout import Z_DIM, frames_to_video
 from dualforce_core.weights import WeightsRegistry
-
-TABLE = "video_latents"
 
 
 def build_stand_in(target: Path, seed: int) -> None:
@@ -70,7 +69,7 @@ def decode_latents(vae: AutoencoderKLWan, latents: torch.Tensor) -> torch.Tensor
 
 
 class LatentStage:
-    table = TABLE
+    table = VIDEO_LATENTS.name
     clip_columns: tuple[str, ...] = ("video", "num_frames")
 
     def __init__(self, registry: WeightsRegistry, dtype: str, tiling: bool, device: str = "cpu"):
@@ -107,16 +106,16 @@ class LatentStage:
                 rows["ref"].append(ref_blob)
                 rows["ref_shape"].append(ref_shape)
         n = len(rows["clip_id"])
-        return pa.table(
+        return VIDEO_LATENTS.rows(
             {
-                "clip_id": pa.array(rows["clip_id"], pa.string()),
-                "dataset": pa.array(rows["dataset"], pa.string()),
-                "extractor_id": pa.array([self.extractor_id] * n, pa.string()),
-                "latents": pa.array(rows["latents"], pa.large_binary()),
-                "shape": pa.array(rows["shape"], pa.list_(pa.int32())),
-                "dtype": pa.array([self.dtype] * n, pa.string()),
-                "ref_latent": pa.array(rows["ref"], pa.large_binary()),
-                "ref_shape": pa.array(rows["ref_shape"], pa.list_(pa.int32())),
+                "clip_id": rows["clip_id"],
+                "dataset": rows["dataset"],
+                "extractor_id": [self.extractor_id] * n,
+                "latents": rows["latents"],
+                "shape": rows["shape"],
+                "dtype": [self.dtype] * n,
+                "ref_latent": rows["ref"],
+                "ref_shape": rows["ref_shape"],
             }
         )
 

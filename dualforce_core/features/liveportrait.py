@@ -13,14 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dualforce_core.motion_layout import NUM_KP
+
 NUM_BINS = 66
-NUM_KP = 21
 INPUT_SIZE = 256
 DEPTHS = (3, 3, 9, 3)
 DIMS = (96, 192, 384, 768)
-# The 70-vector written per frame; `StructTokenProjector` relies on this order.
-MOTION_LAYOUT = ("exp", "pitch", "yaw", "roll", "tx", "ty", "tz", "scale")
-MOTION_DIM = 3 * NUM_KP + 7
 
 
 class ChannelsFirstLayerNorm(nn.Module):

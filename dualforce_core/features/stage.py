@@ -18,9 +18,8 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from dualforce_core.data.lance_store import existing_ids, read_rows, sql_str, table_version, upsert
+from dualforce_core.data.tables import CLIPS
 from dualforce_core.errors import UserError
-
-CLIPS_TABLE = "clips"
 
 
 class Extractor(Protocol):
@@ -69,9 +68,9 @@ def run_extractor(
 ) -> ExtractReport:
     """Extract every clip of `dataset` not yet done by `extractor.extractor_id`, batch by batch."""
     start = time.perf_counter()
-    clip_ids = sorted(existing_ids(CLIPS_TABLE, where=f"dataset = {sql_str(dataset)}"))
+    clip_ids = sorted(existing_ids(CLIPS.name, where=f"dataset = {sql_str(dataset)}"))
     if not clip_ids:
-        raise UserError(f"no clips of dataset {dataset!r} in the '{CLIPS_TABLE}' table: ingest it first")
+        raise UserError(f"no clips of dataset {dataset!r} in the '{CLIPS.name}' table: ingest it first")
     done = existing_ids(
         extractor.table,
         where=f"dataset = {sql_str(dataset)} AND extractor_id = {sql_str(extractor.extractor_id)}",
@@ -85,7 +84,7 @@ def run_extractor(
         step = max(1, batch_size)
         for first in range(0, len(todo), step):
             ids = todo[first : first + step]
-            clips = read_rows(CLIPS_TABLE, columns, where=_in_list("clip_id", ids))
+            clips = read_rows(CLIPS.name, columns, where=_in_list("clip_id", ids))
             rows = extractor.process(clips)
             upsert(extractor.table, rows)
             written += rows.num_rows

@@ -1,4 +1,4 @@
-"""LivePortrait motion → the `struct_features` table, and the dataset statistics that normalise it.
+"""LivePortrait motion → the `struct_features` table; each run refreshes the statistics (`data.struct_stats`).
 
 Per frame: the 70-vector `[exp (21×3 row-major), pitch, yaw, roll, tx, ty, tz, scale]` (degrees for the
 angles), float32 [T, 70]. Per clip: the canonical keypoints [21, 3] of the clip's FIRST frame — the frame
@@ -13,8 +13,6 @@ stand-in: `struct_sidecar`).
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -22,28 +20,24 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from dualforce_core import paths
 from dualforce_core.config import DualForceConfig
-from dualforce_core.data.lance_store import read_rows, sql_str, table_version
 from dualforce_core.data.media import decode_video
-from dualforce_core.data.tensor_codec import decode_tensor, encode_tensor
+from dualforce_core.data.struct_stats import compute_struct_stats, stats_path
+from dualforce_core.data.tables import STRUCT_FEATURES
+from dualforce_core.data.tensor_codec import encode_tensor
 from dualforce_core.errors import UserError
 from dualforce_core.features.liveportrait import (
     INPUT_SIZE,
-    MOTION_DIM,
-    MOTION_LAYOUT,
-    NUM_KP,
     MotionExtractor,
     load_motion_extractor,
     motion_vector,
 )
 from dualforce_core.features.stage import ExtractReport, run_extractor
 from dualforce_core.features.struct_sidecar import canonical_keypoints, sidecar_motion
+from dualforce_core.motion_layout import NUM_KP
 from dualforce_core.weights import WeightsRegistry
 
-TABLE = "struct_features"
 FRAME_BATCH = 16  # frames per forward pass: bounds memory whatever the clip length
-STD_FLOOR = 1e-6  # a constant dimension must not make normalisation divide by zero
 
 
 def prepare_frames(frames: np.ndarray) -> torch.Tensor:
@@ -72,7 +66,7 @@ SIDECAR_EXTRACTOR_ID = "struct:sidecar"
 
 
 class StructFeatureStage:
-    table = TABLE
+    table = STRUCT_FEATURES.name
 
     def __init__(self, registry: WeightsRegistry, device: str = "cpu", kind: str = "liveportrait"):
         self.kind = kind
@@ -120,84 +114,16 @@ class StructFeatureStage:
             rows["shape"].append(shape)
             rows["canonical_kp"].append(encode_tensor(kp, "float32")[0])
         n = len(rows["clip_id"])
-        return pa.table(
+        return STRUCT_FEATURES.rows(
             {
-                "clip_id": pa.array(rows["clip_id"], pa.string()),
-                "dataset": pa.array(rows["dataset"], pa.string()),
-                "extractor_id": pa.array([self.extractor_id] * n, pa.string()),
-                "motion": pa.array(rows["motion"], pa.large_binary()),
-                "shape": pa.array(rows["shape"], pa.list_(pa.int32())),
-                "canonical_kp": pa.array(rows["canonical_kp"], pa.large_binary()),
+                "clip_id": rows["clip_id"],
+                "dataset": rows["dataset"],
+                "extractor_id": [self.extractor_id] * n,
+                "motion": rows["motion"],
+                "shape": rows["shape"],
+                "canonical_kp": rows["canonical_kp"],
             }
         )
-
-
-@dataclass(frozen=True)
-class StructStats:
-    """Per-dimension mean/std of the 70-vector over every frame of a dataset."""
-
-    dataset: str
-    mean: np.ndarray  # [70]
-    std: np.ndarray  # [70], at least STD_FLOOR
-    num_clips: int
-    num_frames: int
-    table_version: int | None
-
-
-def stats_path(dataset: str) -> Path:
-    return paths.home() / "stats" / f"{dataset}.json"
-
-
-def compute_struct_stats(dataset: str) -> StructStats:
-    """Statistics over the dataset's `struct_features` rows, written to `$DUALFORCE_HOME/stats/<dataset>.json`."""
-    rows = read_rows(TABLE, ["motion", "shape"], where=f"dataset = {sql_str(dataset)}")
-    if rows.num_rows == 0:
-        raise UserError(
-            f"no struct_features rows for dataset {dataset!r}: run `dualforce extract struct` first"
-        )
-    motion = torch.cat(
-        [
-            decode_tensor(b, s, "float32")
-            for b, s in zip(rows["motion"].to_pylist(), rows["shape"].to_pylist())
-        ]
-    ).double()
-    stats = StructStats(
-        dataset=dataset,
-        mean=motion.mean(0).numpy(),
-        std=motion.std(0, correction=0).clamp_min(STD_FLOOR).numpy(),
-        num_clips=rows.num_rows,
-        num_frames=motion.shape[0],
-        table_version=table_version(TABLE),
-    )
-    path = stats_path(dataset)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    record = {
-        "dataset": dataset,
-        "layout": list(MOTION_LAYOUT),
-        "mean": stats.mean.tolist(),
-        "std": stats.std.tolist(),
-        "num_clips": stats.num_clips,
-        "num_frames": stats.num_frames,
-        "struct_features_version": stats.table_version,
-    }
-    path.write_text(json.dumps(record, indent=1) + "\n")
-    return stats
-
-
-def load_struct_stats(dataset: str) -> StructStats:
-    """The statistics `extract struct` wrote for `dataset`."""
-    path = stats_path(dataset)
-    if not path.is_file():
-        raise UserError(
-            f"no structure statistics for dataset {dataset!r} at {path}: run `dualforce extract struct`"
-        )
-    record = json.loads(path.read_text())
-    mean, std = np.asarray(record["mean"], np.float64), np.asarray(record["std"], np.float64)
-    if mean.shape != (MOTION_DIM,) or std.shape != (MOTION_DIM,):
-        raise UserError(f"{path} holds {mean.shape[0]} means / {std.shape[0]} stds, expected {MOTION_DIM}")
-    return StructStats(
-        dataset, mean, std, record["num_clips"], record["num_frames"], record["struct_features_version"]
-    )
 
 
 def extract_struct_features(

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from dualforce_core.errors import UserError
-from dualforce_core.features.liveportrait import MOTION_DIM, NUM_KP
 from dualforce_core.models.struct_tokens import LIP_KEYPOINTS
+from dualforce_core.motion_layout import MOTION_DIM, NUM_KP
 from dualforce_core.timeline import FPS
 
 EYE_KEYPOINTS = (11, 13, 15, 16, 18)

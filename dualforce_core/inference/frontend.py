@@ -24,9 +24,10 @@ from dualforce_core.data.crop import center_box, detect_face_box, load_detector
 from dualforce_core.data.media import MediaError, decode_audio_track, to_square
 from dualforce_core.errors import UserError
 from dualforce_core.features.audio import normalize_waveform
-from dualforce_core.features.liveportrait import MOTION_DIM, MotionExtractor
+from dualforce_core.features.liveportrait import MotionExtractor
 from dualforce_core.features.struct import motion_params
 from dualforce_core.models import StructTokenProjector
+from dualforce_core.motion_layout import MOTION_DIM
 from dualforce_core.preprocessing import Preprocessing, StructNormalisation
 from dualforce_core.timeline import (
     AUDIO_TOKENS_PER_FRAME,

@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 
 from dualforce_core.config import DualForceConfig
+from dualforce_core.data.split import dataset_clips
 from dualforce_core.evaluation.clips import EvalClip, load_clip
 from dualforce_core.evaluation.generation import generate_clip
 from dualforce_core.evaluation.report import write_side_by_side
-from dualforce_core.evaluation.split import dataset_clips
 from dualforce_core.inference.frontend import portrait_settings
 from dualforce_core.inference.generator import StreamingGenerator
 from dualforce_core.lora.merge import merge_adapter

@@ -1,4 +1,5 @@
-"""What a run trains: its clips (the identity split) and its model (fresh, or a frozen base with LoRA).
+"""What a run trains: its clips (the identity split), the table versions it reads, and its model (fresh,
+or a frozen base with LoRA).
 
 With `train.split=train` (the default) only the identity split's train clips are used, so evaluation's
 held-out people are never trained on. A dataset with a single identity (a LoRA personalisation) or
@@ -16,8 +17,9 @@ import torch
 
 from dualforce_core.config import DualForceConfig
 from dualforce_core.data import lance_store
+from dualforce_core.data.split import dataset_clips, select_split
+from dualforce_core.data.training_set import read_training_set
 from dualforce_core.errors import UserError
-from dualforce_core.evaluation.split import dataset_clips, select_split
 from dualforce_core.models import DualForceModel
 
 
@@ -40,6 +42,16 @@ def training_clips(config: DualForceConfig, dataset: str) -> tuple[str, list[str
         )
     train = select_split(clips, "train", config.eval.test_fraction)
     return "train", [clip.clip_id for clip in train], None
+
+
+def pinned_versions(dataset: str, training_set: str | Path | None) -> dict[str, int] | None:
+    """The table versions a vetted training set recorded (None: read each table's latest version)."""
+    if training_set is None:
+        return None
+    manifest = read_training_set(Path(training_set))
+    if manifest.dataset != dataset:
+        raise UserError(f"training set {training_set} is of dataset {manifest.dataset!r}, not {dataset!r}")
+    return manifest.versions
 
 
 def check_lora_args(config: DualForceConfig, base_checkpoint: str | Path | None) -> None:

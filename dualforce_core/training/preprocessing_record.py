@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from dualforce_core.config import DualForceConfig
+from dualforce_core.data.struct_stats import load_struct_stats
 from dualforce_core.data.training_dataset import TrainingDataset
-from dualforce_core.features.struct import load_struct_stats
 from dualforce_core.preprocessing import AudioRecord, LatentNormalisation, Preprocessing, StructNormalisation
 from dualforce_core.timeline import SAMPLE_RATE, SPATIAL_STRIDE
 from dualforce_core.weights import MissingWeightsError, WeightsRegistry

@@ -26,7 +26,13 @@ from dualforce_core.config import DualForceConfig, flatten
 from dualforce_core.data.training_dataset import TrainingDataset, make_dataloader
 from dualforce_core.errors import UserError
 from dualforce_core.schedulers.sigma_sampler import SigmaSampler
-from dualforce_core.training.build import build_model, check_lora_args, check_resume_lora, training_clips
+from dualforce_core.training.build import (
+    build_model,
+    check_lora_args,
+    check_resume_lora,
+    pinned_versions,
+    training_clips,
+)
 from dualforce_core.training.checkpoint import META_FILE, CheckpointManager, Progress, TrainState
 from dualforce_core.training.ema import EMA
 from dualforce_core.training.export import export_ema, export_lora, lora_params, register
@@ -67,6 +73,7 @@ class Trainer:
         run_dir: str | Path | None = None,
         resume: str | None = None,
         base_checkpoint: str | Path | None = None,
+        training_set: str | Path | None = None,
     ) -> None:
         check_lora_args(config, base_checkpoint)
         self.config = config
@@ -77,7 +84,7 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir else paths.runs_dir() / cfg.name
         self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", cfg.keep_last)
         self.resume_from = self.checkpoints.resolve(resume)
-        pinned = None
+        pinned = pinned_versions(dataset, training_set)
         if self.resume_from is not None:
             meta = json.loads((self.resume_from / META_FILE).read_text())
             check_resume_lora(meta, config, self.resume_from)
@@ -268,10 +275,11 @@ def train(
     run_dir: str | Path | None = None,
     resume: str | None = None,
     base_checkpoint: str | Path | None = None,
+    training_set: str | Path | None = None,
 ) -> TrainResult:
     """Build a `Trainer`, train to `train.max_steps`, export the EMA model (a LoRA run: the adapter);
-    always releases the group."""
-    trainer = Trainer(config, dataset, run_dir, resume, base_checkpoint)
+    always releases the group. `training_set`: a manifest whose vetted table versions to read."""
+    trainer = Trainer(config, dataset, run_dir, resume, base_checkpoint, training_set)
     try:
         return trainer.fit()
     finally:

@@ -9,9 +9,9 @@ import numpy as np
 
 from dualforce_core.data.lance_store import read_rows
 from dualforce_core.data.media import decode_video
+from dualforce_core.data.split import dataset_clips, select_split
 from dualforce_core.errors import UserError
 from dualforce_core.evaluation.config import EvalConfig
-from dualforce_core.evaluation.split import dataset_clips, select_split
 from dualforce_core.features.struct_sidecar import sidecar_tracks
 
 

@@ -17,10 +17,10 @@ from dualforce_core.cli.main import main
 from dualforce_core.config import DualForceConfig, load_config
 from dualforce_core.data.config import DataConfig
 from dualforce_core.data.ingest import ingest_dataset
+from dualforce_core.data.split import assign_splits
 from dualforce_core.errors import UserError
 from dualforce_core.evaluation.evaluate import evaluate
 from dualforce_core.evaluation.generation import generate_clip, still_generator
-from dualforce_core.evaluation.split import assign_splits
 from dualforce_core.models import DualForceModel
 from dualforce_core.sample_data import generate_dataset
 from tests.evaluation.conftest import DATA_OVERRIDES, DATASET

@@ -17,7 +17,7 @@ import pytest
 from dualforce_core import paths
 from dualforce_core.cli.main import main
 from dualforce_core.config import load_config
-from dualforce_core.evaluation.split import split_clips
+from dualforce_core.data.split import split_clips
 from tests.evaluation.conftest import DATA_OVERRIDES, DATASET, METRIC_WEIGHTS
 
 # Every test reads the one CLI evaluation below (~21 s, SyncNet on CPU).

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from dualforce_core.config import DualForceConfig
+from dualforce_core.data.split import assign_splits, clip_identity, dataset_clips, split_clips
 from dualforce_core.errors import UserError
 from dualforce_core.evaluation.config import EvalConfig
-from dualforce_core.evaluation.split import assign_splits, clip_identity, dataset_clips, split_clips
 from tests.evaluation.conftest import DATASET
 
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from dualforce_core.data.lance_store import upsert
 from dualforce_core.data.media import encode_audio, encode_video
-from dualforce_core.data.schema import CLIPS
+from dualforce_core.data.tables import CLIPS
 from dualforce_core.timeline import FPS, SAMPLE_RATE
 
 FEATURE_WEIGHTS = ("wan_vae", "hubert", "liveportrait_motion", "flame_regressor")
@@ -51,7 +51,7 @@ def write_sidecar(path: Path, num_source_frames: int, fps: float = FPS) -> np.nd
 
 
 def clip_writer(tmp_path: Path) -> MakeClips:
-    """`make(dataset, count, ...)` writes clips into `clips` (schema `CLIPS`) and returns their ids."""
+    """`make(dataset, count, ...)` writes clips into `clips` (schema `CLIPS.schema`) and returns their ids."""
 
     def make(
         dataset: str,
@@ -86,7 +86,7 @@ def clip_writer(tmp_path: Path) -> MakeClips:
                     "ingested_at": datetime.now(UTC),
                 }
             )
-        upsert("clips", pa.Table.from_pylist(rows, schema=CLIPS))
+        upsert(CLIPS.name, pa.Table.from_pylist(rows, schema=CLIPS.schema))
         return [str(r["clip_id"]) for r in rows]
 
     return make

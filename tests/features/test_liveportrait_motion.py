@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from dualforce_core.features.liveportrait import (
-    MOTION_DIM,
     MotionExtractor,
     bins_to_degrees,
     load_motion_extractor,
     motion_vector,
 )
+from dualforce_core.motion_layout import MOTION_DIM
 from dualforce_core.weights import WeightsRegistry
 
 KEYS = Path(__file__).parent / "data" / "liveportrait_motion_extractor_keys.json"

@@ -9,14 +9,10 @@ import torch
 
 from dualforce_core.config import DualForceConfig
 from dualforce_core.data.lance_store import read_rows
+from dualforce_core.data.struct_stats import load_struct_stats, stats_path
 from dualforce_core.data.tensor_codec import decode_tensor
 from dualforce_core.errors import UserError
-from dualforce_core.features.struct import (
-    extract_struct_features,
-    load_struct_stats,
-    prepare_frames,
-    stats_path,
-)
+from dualforce_core.features.struct import extract_struct_features, prepare_frames
 from dualforce_core.features.struct_sidecar import motion_from_tracks, mouth_open_from_motion
 from tests.features.feature_fixtures import MakeClips
 

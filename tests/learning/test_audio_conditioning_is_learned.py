@@ -24,8 +24,8 @@ import torch
 
 from dualforce_core.config import config_dir, load_config
 from dualforce_core.data.ingest import ingest_dataset
+from dualforce_core.data.split import dataset_clips
 from dualforce_core.evaluation.lipsync import conditional_loss_gap, mouth_sync
-from dualforce_core.evaluation.split import dataset_clips
 from dualforce_core.features.audio import extract_audio_features
 from dualforce_core.features.latents import extract_video_latents
 from dualforce_core.features.struct import extract_struct_features

@@ -35,3 +35,8 @@ def test_several_processes_go_through_torchrun_with_the_same_arguments() -> None
         "--config",
         "cfg.yaml",
     ]
+
+
+def test_a_training_set_manifest_is_passed_on_to_pin_the_vetted_versions() -> None:
+    command = train_command("ds", Path("/runs/x"), None, [], nproc=1, training_set=Path("/home/ts/ds.json"))
+    assert command[-2:] == ["--training-set", "/home/ts/ds.json"]

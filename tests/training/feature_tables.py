@@ -1,4 +1,4 @@
-"""Feature-table rows for training tests, written with the extractors' own schemas and `upsert`.
+"""Feature-table rows for training tests, written with the tables' declared schemas and `upsert`.
 
 The content is synthetic but learnable: each clip is a phase φ and a speed; latents, motion, audio and
 FLAME are smooth functions of (φ, speed, time), so a model can reduce its loss on them quickly.
@@ -7,12 +7,12 @@ Structure statistics come from the real `compute_struct_stats`.
 
 from __future__ import annotations
 
-import pyarrow as pa
 import torch
 
 from dualforce_core.data.lance_store import upsert
+from dualforce_core.data.struct_stats import compute_struct_stats
+from dualforce_core.data.tables import AUDIO_FEATURES, FLAME_PARAMS, STRUCT_FEATURES, VIDEO_LATENTS
 from dualforce_core.data.tensor_codec import encode_tensor
-from dualforce_core.features.struct import compute_struct_stats
 
 LATENT_CHANNELS = 16
 
@@ -103,20 +103,10 @@ def write_feature_tables(
         params, params_shape, _ = encode_tensor(t["flame"], "float32")
         add("flame", **common, params=params, shape=params_shape)
 
-    blob = pa.large_binary()
-    shape = pa.list_(pa.int32())
-    types = {"latents": blob, "ref_latent": blob, "motion": blob, "canonical_kp": blob, "features": blob}
-    types.update(
-        {"params": blob, "shape": shape, "ref_shape": shape, "num_layers": pa.int32(), "dim": pa.int32()}
-    )
-
-    def table(values: dict[str, list]) -> pa.Table:
-        return pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in values.items()})
-
-    upsert("video_latents", table(rows["video"]))
-    upsert("struct_features", table(rows["struct"]))
-    upsert("audio_features", table(rows["audio"]))
+    upsert(VIDEO_LATENTS.name, VIDEO_LATENTS.rows(rows["video"]))
+    upsert(STRUCT_FEATURES.name, STRUCT_FEATURES.rows(rows["struct"]))
+    upsert(AUDIO_FEATURES.name, AUDIO_FEATURES.rows(rows["audio"]))
     if flame:
-        upsert("flame_params", table(rows["flame"]))
+        upsert(FLAME_PARAMS.name, FLAME_PARAMS.rows(rows["flame"]))
     compute_struct_stats(dataset)
     return ids

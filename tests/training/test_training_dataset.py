@@ -9,13 +9,13 @@ import torch
 from dualforce_core import paths
 from dualforce_core.config import load_config
 from dualforce_core.data.lance_store import table_version
+from dualforce_core.data.struct_stats import load_struct_stats
 from dualforce_core.data.training_dataset import (
     ShapeBucketBatchSampler,
     TrainingDataset,
     make_dataloader,
 )
 from dualforce_core.errors import UserError
-from dualforce_core.features.struct import load_struct_stats
 from dualforce_core.models import StructTokenProjector
 from tests.training.feature_tables import clip_tensors, write_feature_tables
 

@@ -10,9 +10,9 @@ import pytest
 
 from dualforce_core.config import DualForceConfig, config_dir, load_config
 from dualforce_core.data.lance_store import upsert
+from dualforce_core.data.split import split_clips
 from dualforce_core.data.training_dataset import TrainingDataset
 from dualforce_core.errors import UserError
-from dualforce_core.evaluation.split import split_clips
 from dualforce_core.training.checkpoint import META_FILE
 from dualforce_core.training.trainer import Trainer
 from tests.training.feature_tables import write_feature_tables

@@ -14,15 +14,27 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dualforce_core.data import lance_store
 from dualforce_core.data.ingest import DATASET_NAME
 from dualforce_core.errors import UserError
-from dualforce_core.evaluation.config import EvalConfig
 
 SPLITS = ("train", "test", "all")
 _COLUMNS = ["clip_id", "source_path", "source_hash", "start_frame", "sidecar_path"]
+
+
+class SplitSettings(Protocol):
+    """The split's settings (`eval.*` in the config): a protocol, so data never imports evaluation."""
+
+    @property
+    def identity(self) -> str: ...
+
+    @property
+    def identity_folder_depth(self) -> int: ...
+
+    @property
+    def test_fraction(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -63,7 +75,7 @@ def _sidecar_identity(path: str | None, cache: dict[str, Any]) -> str | None:
     return None if value is None else str(value)
 
 
-def clip_identity(row: dict[str, Any], config: EvalConfig, cache: dict[str, Any]) -> str:
+def clip_identity(row: dict[str, Any], config: SplitSettings, cache: dict[str, Any]) -> str:
     """The identity key of one `clips` row, namespaced by where it came from."""
     mode = config.identity
     if mode in ("auto", "sidecar"):
@@ -86,7 +98,7 @@ def clip_identity(row: dict[str, Any], config: EvalConfig, cache: dict[str, Any]
     return f"file:{row['source_hash']}"
 
 
-def dataset_clips(dataset: str, config: EvalConfig) -> list[SplitClip]:
+def dataset_clips(dataset: str, config: SplitSettings) -> list[SplitClip]:
     """Every clip of `dataset` with its identity, ordered by clip id (a hash, so `limit` samples broadly)."""
     if not DATASET_NAME.match(dataset):
         raise UserError(f"dataset name {dataset!r} must be letters, digits, '_', '-' or '.'")
@@ -114,7 +126,7 @@ def select_split(clips: list[SplitClip], split: str, test_fraction: float) -> li
     return [clip for clip in clips if splits[clip.identity] == split]
 
 
-def split_clips(dataset: str, split: str, config: EvalConfig) -> list[str]:
+def split_clips(dataset: str, split: str, config: SplitSettings) -> list[str]:
     """Clip ids of `dataset` in `split` ("train", "test" or "all"), identity-disjoint between train and test."""
     clips = dataset_clips(dataset, config)
     return [clip.clip_id for clip in select_split(clips, split, config.test_fraction)]
