@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 import uvicorn
+from fastapi import FastAPI
 
 from dualforce_core.inference.frontend import portrait_settings
 from dualforce_core.inference.generator import StreamingGenerator
@@ -20,6 +21,7 @@ class BackgroundServer:
     base: str
     server: uvicorn.Server
     thread: threading.Thread
+    app: FastAPI  # its `state.registry` holds the open sessions
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -52,4 +54,4 @@ def serve_in_background(
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
-    return BackgroundServer(f"http://127.0.0.1:{port}", server, thread)
+    return BackgroundServer(f"http://127.0.0.1:{port}", server, thread, app)
