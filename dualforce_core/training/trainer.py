@@ -225,6 +225,10 @@ class Trainer:
         batches = self._batches()
         saved = self.resume_from
         last_loss = None
+        # A progress line every 5 % of the run (and at its end): a long run is never silent on the console
+        # (the Dagster Pipes launch shows the child's stdout too); metrics.jsonl has every step.
+        report_every = max(1, cfg.max_steps // 20)
+        started, first_step = time.monotonic(), self.progress.step
         while self.progress.step < cfg.max_steps:
             try:
                 metrics = self.train_step(batches)
@@ -237,6 +241,12 @@ class Trainer:
             step = self.progress.step
             last_loss = metrics["train/loss"]
             self.logger.log_step(step, metrics, to_mlflow=step % cfg.log_every == 0 or step == cfg.max_steps)
+            if self.dist.is_main and (step % report_every == 0 or step == cfg.max_steps):
+                rate = (step - first_step) / max(time.monotonic() - started, 1e-9)
+                print(
+                    f"dualforce train: step {step}/{cfg.max_steps}, loss {last_loss:.4f}, {rate:.1f} steps/s",
+                    flush=True,
+                )
             if cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0:
                 saved = self.save_checkpoint()
         if saved is None or saved.name != f"step-{self.progress.step}":
