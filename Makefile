@@ -21,13 +21,19 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
-# System packages the tests drive for real: headless Chromium for the Dagster UI browser test.
+# System packages the tests drive for real: headless Chromium (browser tests), espeak-ng (real speech for
+# the curation corpus) and opencv-doc (real photographs and video: messi5.jpg, Megamind.avi, ...).
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
+	test -d /usr/share/doc/opencv-doc/examples/data || missing="$$missing opencv-doc"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian chromium (browser test)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "chromium is missing: run 'sudo apt-get install chromium' (needed by the browser test)"; fi; }
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing system packages:$$missing (run: sudo apt-get install$$missing)"; fi; \
+	fi
 
 demo: $(STAMP)
 	$(BIN)/python -m pipelines.demo

@@ -17,8 +17,20 @@ from pipelines.resources import DualForceSettings
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("clips", deps=["raw_videos"], kinds={"lance"}, description="fixed-length A/V clips"),
-        dg.AssetSpec("rejects", deps=["raw_videos"], kinds={"lance"}, description="quarantined inputs"),
+        dg.AssetSpec(
+            "clips",
+            deps=["raw_videos"],
+            kinds={"lance"},
+            description="fixed-length A/V clips",
+            automation_condition=dg.AutomationCondition.eager(),
+        ),
+        dg.AssetSpec(
+            "rejects",
+            deps=["raw_videos"],
+            kinds={"lance"},
+            description="quarantined inputs",
+            automation_condition=dg.AutomationCondition.eager(),
+        ),
     ],
     partitions_def=datasets_partitions,
     group_name="data",

@@ -32,6 +32,7 @@ def feature_asset(name: str, extract: Extract, description: str, pool: str | Non
         group_name="data",
         pool=pool,
         kinds={"pytorch", "lance"},
+        automation_condition=dg.AutomationCondition.eager(),
         description=description,
     )
     def _feature(

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import dagster as dg
 
+inventory_job = dg.define_asset_job(
+    "inventory_job",
+    selection=dg.AssetSelection.assets("raw_videos"),
+    description="take stock of one dataset folder; clips and features follow it by declarative automation",
+)
 data_job = dg.define_asset_job(
     "data_job",
     selection=dg.AssetSelection.groups("data"),
-    description="raw videos → clips → features, for one dataset partition",
+    description="raw videos → clips → features, for one dataset partition, in one run (the UI, backfills)",
 )
 train_job = dg.define_asset_job(
     "train_job",
@@ -26,4 +31,4 @@ lora_job = dg.define_asset_job(
     description="fine-tune a LoRA adapter on a dataset over a base checkpoint (run config: base_checkpoint)",
 )
 
-ALL_JOBS = [data_job, train_job, eval_job, lora_job]
+ALL_JOBS = [inventory_job, data_job, train_job, eval_job, lora_job]

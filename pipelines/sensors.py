@@ -1,7 +1,11 @@
-"""The new-dataset sensor: a folder under `$DUALFORCE_HOME/raw/` is a dataset partition.
+"""The sensors: new dataset folders, and the declarative automation that carries data downstream.
 
-A new folder adds a partition and requests a data run; new or changed files in a known folder request an
-incremental run (ingestion skips what it already has). At most `MAX_RUNS_PER_TICK` datasets are requested per
+A folder under `$DUALFORCE_HOME/raw/` is a dataset partition. A new folder adds a partition and requests an
+inventory run (`raw_videos`); new or changed files in a known folder request another one. Everything after
+that follows by declarative automation: `clips`/`rejects` and the feature tables carry
+`AutomationCondition.eager()`, and `data_automation_sensor` evaluates them, so an updated inventory
+re-ingests the partition (ingestion skips what it already has) and new clips refresh the features. Training
+is not automated: it runs from the schedule or the UI. At most `MAX_RUNS_PER_TICK` datasets are requested per
 tick, so a large backfill is spread over ticks instead of flooding the run queue.
 """
 
@@ -12,14 +16,14 @@ import json
 import dagster as dg
 
 from dualforce_core.data.raw_inventory import scan_raw_folder
-from pipelines.jobs import data_job
+from pipelines.jobs import inventory_job
 from pipelines.partitions import datasets_partitions
 from pipelines.resources import DualForceSettings
 
 MAX_RUNS_PER_TICK = 8
 
 
-@dg.sensor(job=data_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=inventory_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def new_dataset_sensor(context: dg.SensorEvaluationContext, settings: DualForceSettings) -> dg.SensorResult:
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     raw = settings.data_root() / "raw"
@@ -51,4 +55,12 @@ def new_dataset_sensor(context: dg.SensorEvaluationContext, settings: DualForceS
     )
 
 
-ALL_SENSORS = [new_dataset_sensor]
+data_automation_sensor = dg.AutomationConditionSensorDefinition(
+    "data_automation_sensor",
+    target=dg.AssetSelection.groups("data"),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="runs clips/rejects and the feature tables of a partition when their upstream changes",
+)
+
+ALL_SENSORS = [new_dataset_sensor, data_automation_sensor]

@@ -10,7 +10,7 @@ from graph_fixtures import TINY_OVERRIDES, write_dataset
 from assets.clips import ingest, reject_rate_below_threshold
 from assets.raw_videos import raw_videos
 from dualforce_core.data.lance_store import read_rows
-from pipelines.jobs import data_job
+from pipelines.jobs import inventory_job
 from pipelines.resources import DualForceSettings
 from pipelines.sensors import new_dataset_sensor
 
@@ -26,7 +26,7 @@ def test_dropped_folder_with_a_broken_file_ends_in_rejects_not_a_failed_run(dual
     assert isinstance(add, dg.AddDynamicPartitionsRequest) and list(add.partition_keys) == ["drop_in"]
     instance.add_dynamic_partitions(add.partitions_def_name, list(add.partition_keys))
     [request] = tick.run_requests or []
-    assert request.partition_key == "drop_in" and new_dataset_sensor.job_name == data_job.name
+    assert request.partition_key == "drop_in" and new_dataset_sensor.job_name == inventory_job.name
 
     result = dg.materialize(
         [raw_videos, ingest, reject_rate_below_threshold],
