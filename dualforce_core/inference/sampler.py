@@ -292,4 +292,12 @@ class ChunkedSampler:
             frame_offset=first,
             audio_offset=offset,
             cache=cache,
+            reference=self._reference_latent(rows),
         )
+
+    def _reference_latent(self, rows: int) -> Tensor | None:
+        """The portrait's clean latent, which a `reference_concat` model reads beside every frame."""
+        if not self.model.config.reference_concat or self._reference is None:
+            return None
+        ref_v = self._reference[0].to(self.dtype)
+        return ref_v.expand(rows, *ref_v.shape[1:])

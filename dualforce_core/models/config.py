@@ -31,6 +31,10 @@ class ModelConfig(ConfigModel):
     video_heads: int = 2
     video_layers: int = 2
     video_ffn_dim: int = 256
+    # Wan 2.1 I2V's conditioning: every latent frame's patch embedding also sees the clean reference latent
+    # (frame 0), channel-concatenated, so the face is copied through a skip rather than found by attention
+    # across frames; a tiny tower otherwise loses the portrait chunk after chunk.
+    reference_concat: bool = False
 
     # Structure tower: LivePortrait implicit keypoints, `struct_tokens_per_frame` tokens per latent frame.
     struct_dim: int = 64

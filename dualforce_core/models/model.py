@@ -160,7 +160,8 @@ class DualForceModel(nn.Module):
         self.attention_backend: AttentionBackend = "sdpa"
         self.projector = StructTokenProjector.from_config(c)
         token_dim = self.projector.token_dim
-        self.patch_embedding = nn.Conv3d(c.video_in_channels, c.video_dim, c.patch_size, stride=c.patch_size)
+        in_channels = c.video_in_channels * (2 if c.reference_concat else 1)
+        self.patch_embedding = nn.Conv3d(in_channels, c.video_dim, c.patch_size, stride=c.patch_size)
         self.struct_embedding = nn.Linear(token_dim, c.struct_dim)
         # Keypoint identity: without it the K tokens of a frame would be interchangeable.
         self.struct_slots = nn.Parameter(torch.randn(c.struct_tokens_per_frame, c.struct_dim) * 0.02)
@@ -217,6 +218,7 @@ class DualForceModel(nn.Module):
         frame_offset: int = 0,
         audio_offset: int = 0,
         cache: AttentionCache | None = None,
+        reference: Tensor | None = None,
     ) -> DualForceOutput:
         """Velocities for `video` [B, C, F, H, W] and `struct` [B, F, K, D] at per-frame σ [B, F].
 
@@ -226,12 +228,15 @@ class DualForceModel(nn.Module):
         `frame_offset` and attend `cache` (earlier chunks' K/V, always visible) plus themselves under
         the block-causal rule; pass only the audio slice those frames can hear (`audio_span`), with its
         offset. A cache keeps audio K/V per (offset, token count): one cache serves one audio track.
+        `reference` [B, C, 1, H, W] is the clean latent of frame 0, which `reference_concat` models read at
+        every frame; a pass that starts at frame 0 takes it from `video`, later chunks must pass it.
         """
         c = self.config
         self._check_inputs(video, struct, sigma_video, sigma_struct, audio, audio_drop, text)
         layout = self.layout(video, frame_offset, audio, audio_offset, audio_drop, text, cache)
         dtype = self.patch_embedding.weight.dtype
-        x_v = self.patch_embedding(video.to(dtype)).flatten(2).transpose(1, 2)
+        x_v = self.patch_embedding(self.video_input(video, frame_offset, reference).to(dtype))
+        x_v = x_v.flatten(2).transpose(1, 2)
         x_s = (self.struct_embedding(struct.to(dtype)) + self.struct_slots).flatten(1, 2)
         mod_v, emb_v = self.video.conditioning(sigma_video, sigma_struct)
         mod_s, emb_s = self.struct.conditioning(sigma_video, sigma_struct)
@@ -252,6 +257,21 @@ class DualForceModel(nn.Module):
         # of a permuted tensor already copies); the struct head's output is small, so the copy is cheap.
         out_s = self.struct.head(x_s, emb_s).unflatten(1, (frames, c.struct_tokens_per_frame)).clone()
         return DualForceOutput(video=self.unpatchify(self.video.head(x_v, emb_v), frames, h, w), struct=out_s)
+
+    def video_input(self, video: Tensor, frame_offset: int, reference: Tensor | None) -> Tensor:
+        """The patch embedding's input: the latents, and for `reference_concat` the reference beside each frame."""
+        if not self.config.reference_concat:
+            return video
+        if reference is None:
+            if frame_offset != 0:
+                raise UserError("a reference_concat model needs `reference` for chunks after frame 0")
+            reference = video[:, :, :1]
+        if reference.shape != (*video.shape[:2], 1, *video.shape[3:]):
+            raise UserError(
+                f"reference must be [B, C, 1, H, W] = {[*video.shape[:2], 1, *video.shape[3:]]}, "
+                f"got {list(reference.shape)}"
+            )
+        return torch.cat([video, reference.to(video.dtype).expand_as(video)], dim=1)
 
     def layout(
         self,
@@ -459,7 +479,8 @@ class DualForceModel(nn.Module):
     def dummy_inputs(
         self, batch_size: int = 2, latent_frames: int = 6, seed: int = 0, height: int = 8, width: int = 8
     ) -> dict[str, Tensor]:
-        """Random forward kwargs; `height`/`width` are the latent grid (pixels / 8). Frame 0 has σ = 0."""
+        """Random forward kwargs; `height`/`width` are the latent grid (pixels / 8). Frame 0 has σ = 0 and is
+        the `reference` (for `reference_concat` models), which slices of the frames keep."""
         if latent_frames < 1:
             raise UserError(f"latent_frames must be >= 1, got {latent_frames}")
         c = self.config
@@ -475,8 +496,11 @@ class DualForceModel(nn.Module):
 
         sigma = torch.rand(2, batch_size, latent_frames, generator=g).to(param.device)
         sigma[:, :, 0] = 0.0
+        video = randn(batch_size, c.video_in_channels, latent_frames, height, width)
+        reference = {"reference": video[:, :, :1].clone()} if c.reference_concat else {}
         return {
-            "video": randn(batch_size, c.video_in_channels, latent_frames, height, width),
+            "video": video,
+            **reference,
             "struct": randn(batch_size, latent_frames, c.struct_tokens_per_frame, self.projector.token_dim),
             "audio": randn(batch_size, audio_tokens, c.audio_layers, c.audio_dim),
             "sigma_video": sigma[0],

@@ -110,6 +110,14 @@ def load_wan_weights(
         want = ours[target].shape
         if value.ndim == len(want) + 1 and value.shape[0] == 1:
             value = value[0]  # Wan's [1, 6, dim] / [1, 2, dim] modulation tables
+        if (
+            target == "patch_embedding.weight"
+            and model.config.reference_concat
+            and value.shape[1] * 2 == want[1]
+        ):
+            # I2V-style input: Wan's kernels read the latents, the reference channels start at zero, so
+            # the loaded model computes what Wan does until training teaches it to read the reference.
+            value = torch.cat([value, torch.zeros_like(value)], dim=1)
         if value.shape != want:
             report.skipped.append(f"{key} (shape {list(value.shape)} vs {target} {list(want)})")
             continue

@@ -137,6 +137,7 @@ def test_an_audio_slice_with_its_offset_equals_the_full_track(tiny: Callable[...
         "struct": kw["struct"][:, 3:],
         "sigma_video": kw["sigma_video"][:, 3:],
         "sigma_struct": kw["sigma_struct"][:, 3:],
+        "reference": kw["reference"],  # frame 0's latent, which every frame reads beside its own
     }
     sliced = run(model, {**part, "audio": kw["audio"][:, 10:]}, frame_offset=3, audio_offset=10)
     whole = run(model, {**part, "audio": kw["audio"]}, frame_offset=3)
@@ -162,6 +163,7 @@ def test_chunk_by_chunk_with_cache_matches_the_full_sequence(tiny: Callable[...,
             "sigma_video": kw["sigma_video"][:, start:end],
             "sigma_struct": kw["sigma_struct"][:, start:end],
             "audio": kw["audio"],
+            "reference": kw["reference"],
         }
         out = run(model, part, frame_offset=start, cache=cache)
         videos.append(out.video)

@@ -29,14 +29,15 @@ def hand_count_base() -> int:
     struct_tower = tower_common + layers * block + (d * token_dim + token_dim)
     bridge_layers = min(10, layers // 3)  # shallow_focus
     bridge = bridge_layers * 2 * (2 * d + attention(d))
-    inputs = (16 * 4 * d + d) + (token_dim * d + d) + tokens * d + audio_layers
+    # patch embedding: 16 latent + 16 reference channels (reference_concat) × (1, 2, 2) → d
+    inputs = (2 * 16 * 4 * d + d) + (token_dim * d + d) + tokens * d + audio_layers
     return video_tower + struct_tower + bridge + inputs
 
 
 def test_base_preset_counts_on_meta_and_matches_the_hand_count() -> None:
     base = DualForceModel.from_preset("base", device="meta")
     assert next(base.parameters()).device.type == "meta"
-    assert base.num_parameters() == hand_count_base() == 2_046_938_753
+    assert base.num_parameters() == hand_count_base() == 2_047_037_057
     assert bridge_layer_indices(base.config) == [0, 1, 2, 3, 4, 5]
     kw = base.dummy_inputs(batch_size=1, latent_frames=4, seed=0)  # shapes only: meta tensors
     assert base(**kw).video.shape == kw["video"].shape

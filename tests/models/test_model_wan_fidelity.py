@@ -100,6 +100,24 @@ def test_video_tower_reproduces_wan() -> None:
             assert torch.equal(value, ours.state_dict()[key]) or key in report.new, key
 
 
+def test_reference_channels_start_at_zero_so_the_loaded_tower_is_still_wan() -> None:
+    wan, config = wan_and_config()
+    plain = DualForceModel.from_config(config).eval()
+    concat = DualForceModel.from_config(config.model_copy(update={"reference_concat": True})).eval()
+    load_wan_weights(plain, wan.state_dict())
+    report = load_wan_weights(concat, wan.state_dict())
+    assert "patch_embedding.weight" in report.loaded and report.skipped == []
+    assert concat.patch_embedding.weight[:, 16:].abs().sum() == 0
+    kw = plain.dummy_inputs(batch_size=1, latent_frames=3, seed=2, height=8, width=8)
+    text = torch.randn(1, 5, 24, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        want = plain(**kw, text=text).video
+        got = concat(**kw, reference=kw["video"][:, :, :1] + 3.0, text=text).video
+    # Zero kernels add exact zeros to the same sums, but the conv now reduces over 32 channels, not 16:
+    # fp32 round-off of a ~50-op-deep forward on outputs of order 1.
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
 def test_mismatched_shapes_are_reported_not_loaded() -> None:
     wan, _ = wan_and_config()
     ours = DualForceModel.from_preset("tiny")  # width 64 too, but no text path and 256-wide FFN
