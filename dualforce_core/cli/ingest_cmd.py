@@ -19,6 +19,10 @@ Files that cannot be used (corrupt, truncated, no audio, too short, too large, n
 are not fatal: each becomes one row of the `rejects` table with a reason, and the run goes on.
 Running again over the same folder adds nothing; adding a file adds only its clips.
 
+Work is committed in batches (every data.commit_every files, default 32, or data.write_batch_mb
+of clips): a run that is killed loses at most the batch it was filling, and running the same
+command again skips every committed file and adds nothing twice.
+
 Useful settings (as KEY=VALUE overrides or in a --config YAML under `data:`):
   data.size=256            square output size (multiple of 16)
   data.crop_mode=center    center | none (letterbox whole frame) | detector (face crop, needs
@@ -27,9 +31,11 @@ Useful settings (as KEY=VALUE overrides or in a --config YAML under `data:`):
   data.clip_stride=48      frames between clip starts
   data.vfr_policy=resample resample | reject variable-frame-rate sources
   data.max_resolution=4096 reject sources whose longest side is larger
+  data.commit_every=32     source files per Lance commit
+  data.workers=1           processes that decode, crop and encode (same as --workers)
 
 example:
-  dualforce ingest --dataset demo --src ~/videos/demo data.size=128
+  dualforce ingest --dataset demo --src ~/videos/demo --workers 4 data.size=128
 """
 
 
@@ -42,16 +48,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--dataset", required=True, help="dataset name stored with every row, e.g. demo")
     parser.add_argument("--src", required=True, type=Path, help="folder searched recursively for videos")
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="decode, crop and re-encode sources in N spawned processes (data.workers; default 1); "
+        "the clips are the same as with one",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-file progress lines")
     parser.add_argument("--verbose", action="store_true", help="log internal errors with their tracebacks")
     add_config_args(parser)
     parser.set_defaults(func=_ingest)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
 def _ingest(args: argparse.Namespace) -> int:
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
     config = config_from_args(args)
+    if args.workers is not None:
+        config.data.workers = args.workers
     report = ingest_dataset(args.dataset, args.src, config.data, progress=not args.quiet)
     print(report.summary())
     print(f"tables under {paths.lance_dir()}")

@@ -31,6 +31,10 @@ class DataConfig(ConfigModel):
     )
     extensions: list[str] = [".mp4", ".mov", ".mkv", ".webm"]
     write_batch_mb: int = Field(256, ge=1, description="ingest buffers this many MB of clips per Lance write")
+    commit_every: int = Field(
+        32, ge=1, description="ingest commits to Lance after this many source files (or write_batch_mb)"
+    )
+    workers: int = Field(1, ge=1, description="ingest decodes/crops/encodes sources in this many processes")
 
     feature_batch_size: int = 8
     hubert_layers: list[int] | None = None

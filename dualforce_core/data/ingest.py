@@ -7,21 +7,36 @@ anything unexpected becomes `internal_error` (traceback logged at debug level).
 
 Re-runs are cheap and add nothing: the `sources` ledger records each (content hash, config fingerprint)
 that finished, so those files are skipped; clip and reject ids are deterministic, so rewrites update rows.
-Rows are buffered and written every `write_batch_mb` and at the end (also when interrupted), so a run
-makes few table versions and never loses the clips of files that already finished.
+
+Rows are committed in batches: every `commit_every` source files or `write_batch_mb` of clips, whichever
+comes first, and at the end (also on Ctrl-C). Each batch writes clips, then rejects, then the ledger, so a
+run killed outright (SIGKILL, OOM, power) loses at most the batch it was filling: the next run skips every
+committed file and redoes the rest, overwriting by id whatever of an unfinished batch had reached a table.
+
+With `workers` > 1 the decoding, cropping and encoding of sources runs in that many spawned processes
+(`_Cutter`); hashing, skip decisions, results in file order and every Lance read and write stay in the
+parent, so the rows, batches and progress lines are those of a single-process run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import multiprocessing
+import multiprocessing.connection
 import os
 import re
+import signal
 import sys
+import threading
 import time
-from collections import Counter
+import traceback
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +93,10 @@ class IngestReport:
     seconds: float = 0.0
     rejects: Counter[str] = field(default_factory=Counter)
     versions: dict[str, int | None] = field(default_factory=dict)
+    workers: int = 1
+    commit_every: int = 0
+    batches_committed: int = 0
+    commit_seconds: float = 0.0
 
     @property
     def files_rejected(self) -> int:
@@ -94,7 +113,10 @@ class IngestReport:
             f"dataset {self.dataset}: {self.files_seen} files seen, {self.files_ingested} ingested, "
             f"{self.files_skipped} unchanged since an earlier run (skipped), {self.files_rejected} rejected\n"
             f"clips written: {self.clips_written}; source frames decoded: {self.frames_decoded} in "
-            f"{self.seconds:.1f}s ({self.frames_per_s:.1f} frames/s)\n"
+            f"{self.seconds:.1f}s ({self.frames_per_s:.1f} frames/s, {self.workers} "
+            f"worker{'s' if self.workers != 1 else ''})\n"
+            f"batches committed: {self.batches_committed} (every {self.commit_every} files or "
+            f"data.write_batch_mb; {self.commit_seconds:.1f}s writing)\n"
             f"rejects by reason: {reasons}\n"
             f"lance tables: {versions}"
         )
@@ -294,7 +316,7 @@ class _SourceIngest:
 
 
 class _Batch:
-    """Rows waiting for the next Lance write."""
+    """Rows waiting for the next Lance commit."""
 
     def __init__(self, dataset: str, fingerprint: str, flush_bytes: int) -> None:
         self.dataset = dataset
@@ -303,6 +325,7 @@ class _Batch:
         self.clips: list[dict[str, Any]] = []
         self.rejects: list[dict[str, Any]] = []
         self.sources: list[dict[str, Any]] = []
+        self.files = 0
         self.known_rejects = {
             (row["reject_id"], row["reason"])
             for row in lance_store.read_rows(
@@ -310,6 +333,8 @@ class _Batch:
             ).to_pylist()
         }
         self.clips_written = 0
+        self.commits = 0
+        self.commit_seconds = 0.0
 
     def add_source(self, source: _SourceIngest, status: str, clips: int) -> None:
         self.sources.append(
@@ -342,13 +367,22 @@ class _Batch:
             }
         )
 
-    def full(self) -> bool:
+    def full(self, max_files: int) -> bool:
+        if self.files >= max_files:
+            return True
         return sum(len(row["video"]) + len(row["audio"]) for row in self.clips) >= self.flush_bytes
 
-    def flush(self) -> None:
-        """Clips before the ledger: a file is marked finished only once its clips are stored."""
+    def flush(self) -> str | None:
+        """Commit the batch, clips before the ledger: a file is marked finished only once its clips are
+        stored, so a kill between the writes only makes the next run redo (and overwrite) those files.
+        Returns what was committed, or None when there was nothing to write."""
+        if not (self.clips or self.rejects or self.sources):
+            self.files = 0
+            return None
+        started = time.perf_counter()
+        version = None
         if self.clips:
-            lance_store.upsert(
+            version = lance_store.upsert(
                 tables.CLIPS.name, pa.Table.from_pylist(self.clips, tables.CLIPS.schema), tables.CLIPS.key
             )
             self.clips_written += len(self.clips)
@@ -364,7 +398,212 @@ class _Batch:
                 pa.Table.from_pylist(self.sources, tables.SOURCES.schema),
                 tables.SOURCES.key,
             )
-        self.clips, self.rejects, self.sources = [], [], []
+        self.commit_seconds += time.perf_counter() - started
+        self.commits += 1
+        done = (
+            f"committed batch {self.commits}: {len(self.clips)} clips, {len(self.rejects)} rejects, "
+            f"{len(self.sources)} files finished" + (f" (clips v{version})" if version is not None else "")
+        )
+        self.clips, self.rejects, self.sources, self.files = [], [], [], 0
+        return done
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a worker needs to cut one source (picklable: it crosses to a spawned process)."""
+
+    path: Path
+    dataset: str
+    source_hash: str
+    config: DataConfig
+
+
+@dataclass
+class _Cut:
+    """What became of one source: its clip rows, or the stage where it failed and why."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    frames_decoded: int = 0
+    skipped: bool = False
+    stage: str = ""
+    reason: str = ""
+    detail: str = ""
+    trace: str = ""
+
+
+def _internal(stage: str, err: Exception) -> _Cut:
+    return _Cut(
+        stage=stage,
+        reason="internal_error",
+        detail=f"{type(err).__name__}: {err}",
+        trace=traceback.format_exc(),
+    )
+
+
+def _cut(job: _Job, detector: FaceFinder | None) -> _Cut:
+    """Probe, crop, decode and encode one hashed source; every failure is returned, never raised."""
+    source = _SourceIngest(job.path, job.dataset, job.config, detector)
+    source.source_hash = job.source_hash
+    try:
+        rows = source.clips()
+    except MediaError as err:
+        return _Cut(
+            frames_decoded=source.frames_decoded, stage=source.stage, reason=err.reason, detail=err.detail
+        )
+    except Exception as err:
+        cut = _internal(source.stage, err)
+        cut.frames_decoded = source.frames_decoded
+        return cut
+    return _Cut(rows=rows, frames_decoded=source.frames_decoded)
+
+
+_worker_detector: FaceFinder | None = None
+
+
+def _worker_start(config: DataConfig) -> None:
+    """Initializer of a spawned worker: Ctrl-C is the parent's to handle, the worker exits when its parent
+    dies (even by SIGKILL, which leaves no chance to stop it), and it loads its own face finder."""
+    global _worker_detector
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+    _worker_detector = load_detector(config) if config.crop_mode in ("haar", "detector") else None
+
+
+def _exit_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
+
+
+def _cut_in_worker(job: _Job) -> _Cut:
+    return _cut(job, _worker_detector)
+
+
+@dataclass
+class _Handle:
+    job: _Job
+    future: Future[_Cut] | None  # None: cut in this process when its result is asked for
+    generation: int = 0
+
+
+class _Cutter:
+    """Cuts sources in this process (workers=1) or in `workers` spawned processes; results are asked for
+    in submission order, so batches, progress lines and rows do not depend on the number of workers.
+
+    Lance is not fork-safe and no table is opened in a worker: workers only decode, crop and encode; the
+    parent hashes, decides what to skip and does every Lance read and write. A worker that dies (a decoder
+    crash, the OOM killer) breaks the whole pool: every job that was in it is then re-run alone in a fresh
+    pool, so only a job that kills its worker again is blamed (`internal_error`, retried next run).
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        config: DataConfig,
+        detector: FaceFinder | None,
+        work: Callable[[_Job], _Cut] = _cut_in_worker,
+    ) -> None:
+        self.workers = workers
+        self.config = config
+        self.detector = detector
+        self.work = work
+        self.pool: ProcessPoolExecutor | None = None
+        self.generation = 0
+        self.live = 0  # unresolved jobs in the current pool
+        self.orphans = 0  # unresolved jobs of a pool that died
+
+    def __enter__(self) -> _Cutter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self._stop(kill=kind is not None)
+
+    @property
+    def busy(self) -> bool:
+        """Whether the next result must be taken before another job is submitted: two jobs per worker keep
+        every worker fed while the parent commits; none while a dead pool's jobs are re-run one by one."""
+        if self.workers == 1:
+            return self.live >= 1
+        return self.live + self.orphans >= (0 if self.orphans else 2 * self.workers)
+
+    def submit(self, job: _Job) -> _Handle:
+        if self.workers == 1:
+            self.live += 1
+            return _Handle(job, None)
+        try:
+            future = self._pool().submit(self.work, job)
+        except BrokenProcessPool:  # a worker died while the parent was busy elsewhere
+            self._broken()
+            self.orphans += 1
+            return _Handle(job, None, -1)
+        self.live += 1
+        return _Handle(job, future, self.generation)
+
+    def result(self, handle: _Handle) -> _Cut:
+        if self.workers == 1:
+            self.live -= 1
+            return _cut(handle.job, self.detector)
+        if handle.future is not None and handle.generation == self.generation:
+            try:
+                cut = handle.future.result()
+            except BrokenProcessPool:
+                self._broken()
+            except Exception as err:  # the result could not come back (pickling, ...): still one reject
+                self.live -= 1
+                return _internal("worker", err)
+            else:
+                self.live -= 1
+                return cut
+        self.orphans -= 1
+        if handle.future is not None:
+            with contextlib.suppress(BrokenProcessPool, CancelledError):
+                return handle.future.result()  # it finished before the pool died
+        return self._alone(handle.job)
+
+    def _broken(self) -> None:
+        log.debug("an ingest worker died; re-running the %d jobs it shared a pool with one by one", self.live)
+        self.orphans += self.live
+        self.live = 0
+        self._stop(kill=True)
+
+    def _alone(self, job: _Job) -> _Cut:
+        try:
+            return self._pool().submit(self.work, job).result()
+        except BrokenProcessPool:
+            self._stop(kill=True)
+            return _Cut(
+                stage="worker",
+                reason="internal_error",
+                detail="the worker process died cutting this file (a crash in the decoder, or out of memory)",
+            )
+        except Exception as err:
+            return _internal("worker", err)
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_start,
+                initargs=(self.config,),
+            )
+        return self.pool
+
+    def _stop(self, kill: bool) -> None:
+        """Shut the pool down; `kill` stops the running jobs too (an error, Ctrl-C or a dead worker)."""
+        pool, self.pool = self.pool, None
+        if pool is None:
+            return
+        if kill:
+            self.generation += 1
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                with contextlib.suppress(OSError, ValueError):
+                    process.kill()
+        else:
+            pool.shutdown(wait=True)
 
 
 def ingest_dataset(dataset: str, src: Path, config: DataConfig, progress: bool = True) -> IngestReport:
@@ -394,35 +633,61 @@ def ingest_files(
     videos, others = found
     fingerprint = config_fingerprint(config)
     done = lance_store.existing_ids(tables.SOURCES.name, tables.SOURCES.key, f"dataset = '{dataset}'")
-    report = IngestReport(dataset=dataset, files_seen=len(videos) + len(others))
+    report = IngestReport(
+        dataset=dataset,
+        files_seen=len(videos) + len(others),
+        workers=config.workers,
+        commit_every=config.commit_every,
+    )
     batch = _Batch(dataset, fingerprint, config.write_batch_mb << 20)
     started = time.perf_counter()
     seen_hashes: dict[str, Path] = {}
+    pending: deque[tuple[_SourceIngest, _Cut | _Handle]] = deque()
+    settled = 0
 
     def reject(path: Path, source_hash: str, stage: str, reason: str, detail: str) -> str:
         batch.add_reject(path, source_hash, stage, reason, detail)
         report.rejects[reason] += 1
         return f"rejected: {reason} ({detail})"
 
+    def commit() -> None:
+        committed = batch.flush()
+        if committed and progress:
+            print(committed, file=sys.stderr, flush=True)
+
+    def settle(cutter: _Cutter) -> None:
+        """Take the oldest source's result into the batch, and commit when the batch is full."""
+        nonlocal settled
+        source, work = pending.popleft()
+        cut = work if isinstance(work, _Cut) else cutter.result(work)
+        outcome = _record(source, cut, batch, report, reject)
+        settled += 1
+        if progress:
+            print(f"[{settled}/{len(videos)}] {_relative(source.path, src)}: {outcome}", file=sys.stderr)
+        if batch.full(config.commit_every):
+            commit()
+
     try:
         for path in others:
             reject(path, "", "discover", "not_video", f"extension {path.suffix or '(none)'!r} is not a video")
-        for number, path in enumerate(videos, 1):
-            source = _SourceIngest(path, dataset, config, detector)
-            outcome = _ingest_one(source, fingerprint, done, seen_hashes, batch, reject)
-            report.frames_decoded += source.frames_decoded
-            if outcome == "skipped":
-                report.files_skipped += 1
-            elif outcome.startswith("ingested"):
-                report.files_ingested += 1
-            if progress:
-                print(f"[{number}/{len(videos)}] {_relative(path, src)}: {outcome}", file=sys.stderr)
-            if batch.full():
-                batch.flush()
+        with _Cutter(config.workers, config, detector) as cutter:
+            for path in videos:
+                while pending and cutter.busy:
+                    settle(cutter)
+                source = _SourceIngest(path, dataset, config, detector)
+                checked = _check(source, fingerprint, done, seen_hashes)
+                if checked is None:  # still to be cut: in this process or a worker
+                    pending.append((source, cutter.submit(_Job(path, dataset, source.source_hash, config))))
+                else:
+                    pending.append((source, checked))
+            while pending:
+                settle(cutter)
     finally:
-        batch.flush()
+        commit()
         report.seconds = time.perf_counter() - started
         report.clips_written = batch.clips_written
+        report.batches_committed = batch.commits
+        report.commit_seconds = batch.commit_seconds
         report.versions = {
             name: lance_store.table_version(name)
             for name in (tables.CLIPS.name, tables.REJECTS.name, tables.SOURCES.name)
@@ -430,34 +695,49 @@ def ingest_files(
     return report
 
 
-def _ingest_one(
-    source: _SourceIngest,
-    fingerprint: str,
-    done: set[str],
-    seen_hashes: dict[str, Path],
-    batch: _Batch,
-    reject: Callable[[Path, str, str, str, str], str],
-) -> str:
-    """The per-file boundary: every failure becomes one reject; returns a one-line outcome."""
+def _check(
+    source: _SourceIngest, fingerprint: str, done: set[str], seen_hashes: dict[str, Path]
+) -> _Cut | None:
+    """The parent's part of a source: read and hash it, skip it when an earlier run finished it, reject a
+    second copy of the same content; None when it still has to be cut."""
     try:
         source_hash = source.hash()
         if tables.source_id(source.dataset, source_hash, fingerprint) in done:
-            return "skipped"
+            return _Cut(skipped=True)
         if source_hash in seen_hashes:
             raise MediaError("duplicate", f"same content as {seen_hashes[source_hash]}")
         seen_hashes[source_hash] = source.path
-        rows = source.clips()
     except MediaError as err:
-        if source.source_hash and err.reason not in RETRYABLE | {"duplicate"}:
-            batch.add_source(source, "rejected", 0)
-        return reject(source.path, source.source_hash, source.stage, err.reason, err.detail)
+        return _Cut(stage=source.stage, reason=err.reason, detail=err.detail)
     except Exception as err:
-        log.debug("internal error ingesting %s", source.path, exc_info=True)
-        detail = f"{type(err).__name__}: {err}"
-        return reject(source.path, source.source_hash, source.stage, "internal_error", detail)
-    batch.clips.extend(rows)
-    batch.add_source(source, "ingested", len(rows))
-    return f"ingested, {len(rows)} clips"
+        return _internal(source.stage, err)
+    return None
+
+
+def _record(
+    source: _SourceIngest,
+    cut: _Cut,
+    batch: _Batch,
+    report: IngestReport,
+    reject: Callable[[Path, str, str, str, str], str],
+) -> str:
+    """The per-file boundary: a source's result into the batch (every failure is one reject) and the
+    report; returns the one-line outcome."""
+    report.frames_decoded += cut.frames_decoded
+    if cut.skipped:
+        report.files_skipped += 1
+        return "skipped"
+    batch.files += 1
+    if cut.reason:
+        if cut.trace:
+            log.debug("internal error ingesting %s:\n%s", source.path, cut.trace)
+        if source.source_hash and cut.reason not in RETRYABLE | {"duplicate"}:
+            batch.add_source(source, "rejected", 0)
+        return reject(source.path, source.source_hash, cut.stage, cut.reason, cut.detail)
+    batch.clips.extend(cut.rows)
+    batch.add_source(source, "ingested", len(cut.rows))
+    report.files_ingested += 1
+    return f"ingested, {len(cut.rows)} clips"
 
 
 def _relative(path: Path, src: Path) -> str:

@@ -10,6 +10,8 @@ import av
 import cv2
 import numpy as np
 
+from dualforce_core.sample_data import generate_dataset
+
 
 def drawn_face(width: int, height: int, centre: tuple[int, int], scale: float) -> np.ndarray:
     """A shaded cartoon face (oval, eyes, brows, nose, mouth) that OpenCV's frontal Haar cascade detects."""
@@ -193,3 +195,14 @@ def write_bright_region_yunet(out: Path) -> Path:
     onnx.checker.check_model(model)
     onnx.save(model, str(out))
     return out
+
+
+def write_batch_corpus(src: Path, good: int, seconds: float = 1.2) -> list[Path]:
+    """`good` synthetic talking-face mp4s (`dualforce_core.sample_data`, 64 px) between two bad files, one
+    that sorts first (random bytes) and one that sorts last (no audio), so every batch layout mixes clips
+    and rejects. Returns the good files."""
+    src.mkdir(parents=True, exist_ok=True)
+    random_bytes(src / "a_random.mp4")
+    generated = generate_dataset(src, clips=good, seconds=seconds, size=64)
+    write_video(src / "zz_noaudio.mp4", 30, audio=False)
+    return generated
