@@ -16,7 +16,26 @@ class EvalConfig(ConfigModel):
     sync_offsets: int = Field(
         15, ge=1, description="SyncNet searches audio-video offsets of ±this many frames"
     )
-    fvd_clip_frames: int = Field(16, ge=9, description="frames per I3D clip (non-overlapping)")
+    fvd_clip_frames: int = Field(
+        16,
+        ge=9,
+        description="frames of the one I3D clip FVD takes per video (StyleGAN-V: ground truth from a seeded "
+        "random start, generated from frame 0; shorter videos are left out)",
+    )
+    identity_network: Literal["arcface", "dlib"] = Field(
+        "arcface",
+        description="network behind CSIM/ACD: ArcFace (registry weights) or dlib's 128-d face-recognition "
+        "ResNet (real, offline, from the face_recognition_models package; frames without a face left out)",
+    )
+    landmarks: bool = Field(
+        False,
+        description="also score LMD (mouth landmarks vs ground truth) and the landmark mouth-audio r with "
+        "dlib's 68-point predictor: real faces",
+    )
+    dlib_models: str | None = Field(
+        None,
+        description="folder holding dlib's .dat model files; default: the installed face_recognition_models",
+    )
     identity: Literal["auto", "sidecar", "source_file", "source_folder"] = Field(
         "auto",
         description="who is in a clip: the sidecar JSON's `identity` (synthetic data), the source file's "

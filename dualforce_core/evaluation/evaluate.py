@@ -163,10 +163,34 @@ def _protocol(
         "sync_offsets": config.sync_offsets,
         "fvd_clip_frames": config.fvd_clip_frames,
         "fvd_clips": scored.scorer.fvd_clips(),
+        "identity_network": config.identity_network,
+        "landmarks": config.landmarks,
         "face_box": "none: clips are stored as face-centred squares, so every crop is the whole frame",
-        "definitions": protocol(config.sync_offsets, config.fvd_clip_frames),
+        "definitions": protocol(
+            config.sync_offsets, config.fvd_clip_frames, config.identity_network, config.landmarks
+        ),
         "weights": weights,
     }
+
+
+def _face_notes(metrics: dict[str, float], config: EvalConfig) -> list[str]:
+    """What dlib could not see: frames without a face are left out of the numbers that need one."""
+    if not np.isfinite(metrics["gt_face_rate"]):  # dlib did not run
+        return []
+    uses = " and ".join(
+        name
+        for name, used in (
+            ("CSIM/ACD", config.identity_network == "dlib"),
+            ("LMD and the landmark mouth-audio r", config.landmarks),
+        )
+        if used
+    )
+    if metrics["face_rate"] == metrics["gt_face_rate"] == 1.0:
+        return [f"dlib found a face in every frame ({uses})"]
+    return [
+        f"dlib found a face in {metrics['face_rate']:.0%} of generated and {metrics['gt_face_rate']:.0%} of "
+        f"ground-truth frames (mean over clips); {uses} use only the frames and clips with a face"
+    ]
 
 
 def _log_to_mlflow(logger: RunLogger, record: dict[str, Any], report_dir: Path) -> None:
@@ -220,7 +244,12 @@ def evaluate(
     report_dir = _report_dir(name or f"{dataset}-{split}-{label}")
     selected = _selected_clips(dataset, split, limit, eval_config)
     registry = WeightsRegistry.from_config(config.weights)
-    networks = MetricNetworks.from_registry(registry)
+    networks = MetricNetworks.from_registry(
+        registry,
+        identity_network=eval_config.identity_network,
+        landmarks=eval_config.landmarks,
+        dlib_models=eval_config.dlib_models,
+    )
     weights = dict(networks.weights)
     if mode == "checkpoint":
         generator = checkpoint_generator(Path(str(checkpoint)), config)
@@ -234,13 +263,13 @@ def evaluate(
     notes = []
     if not np.isfinite(metrics["fvd"]):
         notes.append(
-            f"FVD needs at least 2 clips of {eval_config.fvd_clip_frames} frames on each side; this split has "
-            f"{scored.scorer.fvd_clips()}"
+            f"FVD needs at least 2 clips of {eval_config.fvd_clip_frames} frames on each side (one per video "
+            f"of at least {eval_config.fvd_clip_frames} frames); this split has {scored.scorer.fvd_clips()}"
         )
+    notes += _face_notes(metrics, eval_config)
     if mode == "ground_truth_only":
-        notes.append(
-            "ground-truth-only: the ground truth is scored against itself, so FID, FVD and ACD are 0"
-        )
+        zeros = "FID, FVD, ACD and LMD" if eval_config.landmarks else "FID, FVD and ACD"
+        notes.append(f"ground-truth-only: the ground truth is scored against itself, so {zeros} are 0")
     record: dict[str, Any] = {
         "name": report_dir.name,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -21,15 +21,25 @@ REPORT_MD = "report.md"
 PLOT = "metrics.png"
 SAMPLES_DIR = "samples"
 
-_ROWS = (  # (label, generated key, ground-truth key)
-    ("FID ↓", "fid", None),
-    ("FVD ↓", "fvd", None),
-    ("Sync-C ↑", "sync_c", "gt_sync_c"),
-    ("Sync-D ↓", "sync_d", "gt_sync_d"),
-    ("Sync offset (frames, median)", "sync_offset", "gt_sync_offset"),
-    ("CSIM ↑ (vs reference frame)", "csim", "gt_csim"),
-    ("ACD ↓ (vs ground truth)", "acd", None),
-    ("mouth-audio r ↑ (synthetic data)", "mouth_audio_r", "gt_mouth_audio_r"),
+_ROWS = (  # (label, generated key, ground-truth key, protocol: the short name; report.md spells it out)
+    ("FID ↓", "fid", None, "clean-fid `legacy_tensorflow`"),
+    ("FVD ↓", "fvd", None, "StyleGAN-V `fvd2048_16f`: one clip per video, covariance / N"),
+    ("Sync-C ↑", "sync_c", "gt_sync_c", "syncnet_python"),
+    ("Sync-D ↓", "sync_d", "gt_sync_d", "syncnet_python"),
+    ("Sync offset (frames, median)", "sync_offset", "gt_sync_offset", "syncnet_python"),
+    ("CSIM ↑ (vs reference frame)", "csim", "gt_csim", "{identity} cosine"),
+    ("ACD ↓ (vs ground truth)", "acd", None, "{identity} L2 of unit embeddings"),
+    ("mouth-audio r ↑ (synthetic data)", "mouth_audio_r", "gt_mouth_audio_r", "MouthProbe vs RMS envelope"),
+)
+_DLIB_ROWS = (  # shown when dlib ran (eval.identity_network=dlib or eval.landmarks) and computed them
+    ("LMD ↓ (vs ground truth)", "lmd", None, "dlib mouth 48-67, centred, mean L2 px at 256 (ATVGnet)"),
+    (
+        "mouth-audio r ↑ (landmarks)",
+        "lmk_mouth_audio_r",
+        "gt_lmk_mouth_audio_r",
+        "dlib inner-lip opening / width vs RMS envelope",
+    ),
+    ("dlib face found (share of frames)", "face_rate", "gt_face_rate", "dlib HOG, largest face"),
 )
 STAND_IN_WARNING = (
     "> **⚠ STAND-IN WEIGHTS.** The networks {names} are randomly initialised stand-ins "
@@ -110,8 +120,12 @@ def plot_metrics(
     sync.set_xticks([0, 1], ["Sync-C ↑", "Sync-D ↓"])
     sync.legend(fontsize=8)
     sync.set_title("lip sync")
-    ident.plot([c["gt_csim"] for c in clips], "o-", label="ground truth", color="tab:orange")
-    ident.plot([c["csim"] for c in clips], "s--", label="generated", color="tab:blue")
+
+    def series(key: str) -> list[float]:  # a clip without a face (dlib) has no CSIM: a gap in the line
+        return [np.nan if c[key] is None else c[key] for c in clips]
+
+    ident.plot(series("gt_csim"), "o-", label="ground truth", color="tab:orange")
+    ident.plot(series("csim"), "s--", label="generated", color="tab:blue")
     ident.set_xlabel("clip")
     ident.set_ylabel("CSIM vs reference ↑")
     ident.legend(fontsize=8)
@@ -133,6 +147,12 @@ def render_markdown(report: dict[str, Any]) -> str:
     stand_ins = [name for name, entry in protocol["weights"].items() if entry["stand_in"]]
     lines = [STAND_IN_WARNING.format(names=", ".join(stand_ins)), ""] if stand_ins else []
     metrics = report["metrics"]
+    identity = {"dlib": "dlib ResNet"}.get(protocol.get("identity_network", "arcface"), "ArcFace")
+    rows = list(_ROWS) + [
+        (label, key, gt, name)
+        for label, key, gt, name in _DLIB_ROWS
+        if any(metrics.get(k) is not None for k in (key, gt) if k)
+    ]
     lines += [
         f"# Evaluation report: {report['name']}",
         "",
@@ -145,11 +165,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Metrics",
         "",
-        "| metric | generated | ground truth |",
-        "|---|---|---|",
+        "| metric | generated | ground truth | protocol |",
+        "|---|---|---|---|",
         *(
-            f"| {label} | {_number(metrics[key])} | {_number(metrics[gt]) if gt else '—'} |"
-            for label, key, gt in _ROWS
+            f"| {label} | {_number(metrics[key])} | {_number(metrics[gt]) if gt else '—'} | "
+            f"{name.format(identity=identity)} |"
+            for label, key, gt, name in rows
         ),
         "",
         *(f"- {note}" for note in report["notes"]),
@@ -178,8 +199,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- split by identity ({protocol['identity_rule']}), test fraction {protocol['test_fraction']}",
         f"- ground truth {protocol['resolution'][0]}x{protocol['resolution'][1]} at {protocol['fps']} fps, "
         f"frames per clip {protocol['frames_per_clip']}, audio {protocol['audio_sample_rate']} Hz",
-        f"- Sync offsets ±{protocol['sync_offsets']}, FVD clips of {protocol['fvd_clip_frames']} frames "
-        f"({protocol['fvd_clips']} of them)",
+        f"- Sync offsets ±{protocol['sync_offsets']}; FVD: one {protocol['fvd_clip_frames']}-frame clip per "
+        f"video ({protocol['fvd_clips']} clips)",
+        f"- CSIM/ACD network: {identity}; dlib landmark metrics (LMD, landmark mouth-audio r): "
+        f"{'on' if protocol.get('landmarks') else 'off'}",
         f"- face box: {protocol['face_box']}",
         *(f"- {name}: {text}" for name, text in protocol["definitions"].items()),
         "",
@@ -192,12 +215,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Per clip",
         "",
-        "| clip | identity | frames | Sync-C | Sync-D | offset | CSIM | ACD | GT Sync-C | GT Sync-D | GT offset | GT CSIM |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| clip | identity | frames | Sync-C | Sync-D | offset | CSIM | ACD | LMD | GT Sync-C | GT Sync-D | GT offset | GT CSIM |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *(
             f"| `{c['clip_id'][:12]}` | {c['identity']} | {c['frames']} | {_number(c['sync_c'])} | "
             f"{_number(c['sync_d'])} | {c['sync_offset']} | {_number(c['csim'])} | {_number(c['acd'])} | "
-            f"{_number(c['gt_sync_c'])} | {_number(c['gt_sync_d'])} | {c['gt_sync_offset']} | {_number(c['gt_csim'])} |"
+            f"{_number(c.get('lmd'))} | {_number(c['gt_sync_c'])} | {_number(c['gt_sync_d'])} | "
+            f"{c['gt_sync_offset']} | {_number(c['gt_csim'])} |"
             for c in report["clips"]
         ),
         "",

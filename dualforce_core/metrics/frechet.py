@@ -38,18 +38,22 @@ def _to_float64(value: Any, name: str) -> np.ndarray:
     return array
 
 
-def feature_statistics(features: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Mean [D] and unbiased covariance [D, D] of features [N, D], the Gaussian the distance compares.
+def feature_statistics(features: Any, ddof: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Mean [D] and covariance [D, D] of features [N, D], the Gaussian the distance compares.
 
-    Unbiased (N−1), as pytorch-fid and clean-fid use; StyleGAN's own code divides by N, a relative
-    difference of 1/N in the covariance that is negligible at the sample counts FID is quoted for.
+    `ddof` picks the protocol the number must match: 1 divides by N − 1 (`np.cov`), as clean-fid and
+    pytorch-fid do for FID; 0 divides by N, as StyleGAN-V's `FeatureStats.get_mean_cov` does for FVD
+    (raw second moment / N − mean·meanᵀ). The trace terms of the distance scale by (N − 1)/N between the
+    two, which at the few dozen clips of a test split is several percent, so each metric uses its own.
     """
+    if ddof not in (0, 1):
+        raise UserError(f"ddof must be 0 (divide by N) or 1 (divide by N - 1), got {ddof}")
     array = _to_float64(features, "features")
     if array.ndim != 2:
         raise UserError(f"features must be [N, D], got shape {array.shape}")
     if array.shape[0] < 2:
         raise UserError(f"a covariance needs at least 2 feature vectors, got {array.shape[0]}")
-    return array.mean(axis=0), np.cov(array, rowvar=False)
+    return array.mean(axis=0), np.atleast_2d(np.cov(array, rowvar=False, ddof=ddof))
 
 
 def _symmetric(matrix: np.ndarray, name: str) -> np.ndarray:

@@ -6,12 +6,20 @@ frechet_video_distance.py` calls it as `detector(videos, rescale=True, resize=Tr
 return_features=True)` on uint8 videos [N, 3, T, H, W] in 0–255: `rescale` maps to [-1, 1], `resize`
 interpolates every frame to 224×224, and the 400-d output is the pre-softmax Kinetics logits, the
 space FVD is defined in. Clips are 16 consecutive frames; the network's temporal pooling needs at
-least 9. StyleGAN-V takes one clip per video and drops videos shorter than a clip; with few test
-videos we take every non-overlapping 16-frame clip from the start of each video instead.
+least 9.
+
+Which clip, as StyleGAN-V `fvd2048_16f` takes it: ONE clip per video, videos shorter than a clip dropped
+(`discard_short_videos=True`). A real video's clip starts at a uniform random frame in [0, T − 16]
+(`VideoFramesFolderDataset.__getitem__` with `load_n_consecutive_random_offset=True`, its default:
+`random.randint(0, T − n·s + s − 1)` at subsample s = 1); a generated video's at frame 0 (the generator is
+sampled at t = 0..15, and a generated-video folder is read with `load_n_consecutive_random_offset=False`).
+StyleGAN-V draws the real start unseeded; here it is drawn from a generator seeded by the clip id's
+sha256 (`real_clip_start`), so a report is reproducible and adding clips moves no other clip's window.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +42,44 @@ def load_i3d(path: str | Path) -> torch.jit.ScriptModule:
     return load_torchscript(path)
 
 
-def video_clips(video: Any, clip_frames: int = CLIP_FRAMES) -> np.ndarray:
-    """Non-overlapping clips [n, clip_frames, H, W, 3] from the start of a video [T, H, W, 3].
-
-    A video shorter than one clip contributes none (n = 0), as StyleGAN-V discards short videos.
-    """
+def _frames(video: Any) -> np.ndarray:
     frames = np.asarray(video)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise UserError(f"a video must be [T, H, W, 3], got shape {frames.shape}")
+    return frames
+
+
+def video_clips(video: Any, clip_frames: int = CLIP_FRAMES) -> np.ndarray:
+    """Non-overlapping clips [n, clip_frames, H, W, 3] from the start of a video [T, H, W, 3].
+
+    For throughput measurements (`bench/metrics.py`); FVD itself takes one clip per video (`fvd_clip`).
+    """
+    frames = _frames(video)
     count = frames.shape[0] // clip_frames
     return frames[: count * clip_frames].reshape(count, clip_frames, *frames.shape[1:])
+
+
+def real_clip_start(num_frames: int, key: str, clip_frames: int = CLIP_FRAMES) -> int | None:
+    """StyleGAN-V's start of a real video's clip: uniform in [0, num_frames − clip_frames], seeded by `key`.
+
+    None when the video is shorter than a clip (StyleGAN-V discards it).
+    """
+    span = num_frames - clip_frames
+    if span < 0:
+        return None
+    seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
+    return int(np.random.default_rng(seed).integers(0, span + 1))
+
+
+def fvd_clip(video: Any, start: int | None, clip_frames: int = CLIP_FRAMES) -> np.ndarray | None:
+    """The one clip [1, clip_frames, H, W, 3] of a video that FVD uses, from `start`; None when there is none.
+
+    `start`: `real_clip_start(...)` for a ground-truth video, 0 for a generated one.
+    """
+    frames = _frames(video)
+    if start is None or start < 0 or start + clip_frames > frames.shape[0]:
+        return None
+    return frames[None, start : start + clip_frames]
 
 
 @torch.inference_mode()

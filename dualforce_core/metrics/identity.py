@@ -1,4 +1,4 @@
-"""Identity metrics, CSIM and ACD, on ArcFace embeddings run through onnxruntime.
+"""Identity metrics, CSIM and ACD, on ArcFace embeddings run through onnxruntime (or dlib's descriptors).
 
 ArcFace (Deng et al., CVPR 2019), as insightface ships it (`w600k_r50.onnx` of buffalo_l): one input
 [N, 3, 112, 112] of aligned RGB faces normalised (x − 127.5) / 127.5, one output [N, 512], the raw
@@ -13,6 +13,10 @@ ACD (Average Content Distance, Tulyakov et al., MoCoGAN, CVPR 2018; the identity
 Vougioukas et al., IJCV 2019): here the mean over corresponding frames i of ‖â_i − b̂_i‖₂, where â, b̂
 are the L2-normalised identity embeddings of the two sequences (e.g. generated vs ground truth).
 On unit vectors this is √(2 − 2·cos), so it lies in [0, 2] and 0 means the same identity.
+
+The same two numbers are computed on dlib's 128-d face descriptors when `eval.identity_network=dlib`
+(`dlib_faces`: a real network that runs offline, with its own detection and 5-point alignment). Those
+carry a NaN row for a frame without a detected face; `identity_scores` leaves such frames out.
 """
 
 from __future__ import annotations
@@ -94,6 +98,30 @@ def acd(emb_a: Any, emb_b: Any) -> float:
     if a.shape != b.shape:
         raise UserError(f"ACD compares corresponding frames: shapes {a.shape} and {b.shape} differ")
     return float(np.linalg.norm(a - b, axis=1).mean())
+
+
+def identity_scores(real: Any, fake: Any) -> tuple[float, float, float]:
+    """(CSIM, ACD, ground-truth CSIM) of a clip from per-frame embeddings [T, D] of both videos.
+
+    The reference is the ground truth's frame 0 (the portrait a generator starts from). Frames whose row is
+    NaN (no face found) are left out: CSIM over the frames with a face, ACD over frames with a face on both
+    sides; NaN where nothing is left (or the reference has no face).
+    """
+    real_emb, fake_emb = np.asarray(real, dtype=np.float64), np.asarray(fake, dtype=np.float64)
+    if real_emb.shape != fake_emb.shape or real_emb.ndim != 2:
+        raise UserError(
+            f"identity embeddings must be [T, D] on both sides, got {real_emb.shape} and {fake_emb.shape}"
+        )
+    real_ok = np.asarray(np.isfinite(real_emb).all(axis=1))
+    fake_ok = np.asarray(np.isfinite(fake_emb).all(axis=1))
+    nan = float("nan")
+    both = real_ok & fake_ok
+    acd_value = acd(fake_emb[both], real_emb[both]) if both.any() else nan
+    if not real_ok[0]:
+        return nan, acd_value, nan
+    reference = real_emb[0]
+    csim_value = csim_from_embeddings(fake_emb[fake_ok], reference) if fake_ok.any() else nan
+    return csim_value, acd_value, csim_from_embeddings(real_emb[real_ok], reference)
 
 
 def write_stand_in(path: Path, seed: int) -> None:

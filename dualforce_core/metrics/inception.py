@@ -1,12 +1,14 @@
-"""InceptionV3 pool3 features for FID, through the TorchScript file of the StyleGAN / clean-fid protocol.
+"""InceptionV3 pool3 features for FID, as clean-fid's `legacy_tensorflow` mode takes them.
 
-`inception-2015-12-05.pt` (NVlabs: the TensorFlow Inception graph of the original FID, in TorchScript) is called as
-stylegan2-ada-pytorch `metrics/frechet_inception_distance.py` calls it:
-`net(images, return_features=True) -> [N, 2048]` with images uint8 [N, 3, H, W] in 0–255. The network
-itself resizes to 299×299 (bilinear `grid_sample` with the half-pixel shift of TF's resize, border
-padding) and maps values with (x − 128) / 128, so frames are passed at their native size and never
-pre-normalised. (clean-fid first resizes with PIL bicubic to 299; we follow StyleGAN and let the
-network resize. FID values are only comparable under one protocol.)
+`inception-2015-12-05.pt` (NVlabs: the TensorFlow Inception graph of the original FID, in TorchScript) is
+called `net(images, return_features=True) -> [N, 2048]` on images [N, 3, H, W] in 0–255 at their native
+size. The network itself resizes to 299×299 (bilinear `grid_sample` with the half-pixel shift of TF's
+resize, border padding) and maps values with (x − 128) / 128. That is clean-fid's `legacy_tensorflow`
+(GaParmar/clean-fid `cleanfid/resize.py` `build_resizer`: no resize outside the network;
+`cleanfid/features.py`: `InceptionV3W(resize_inside=True)`, i.e. `self.base(x, return_features=True)` on
+float images in [0, 255]) and the stylegan2-ada call. We pass uint8; the network's first step is
+`img.to(torch.float32)`, so the features are those of the float images. clean-fid's default `clean` mode
+instead resizes with PIL bicubic to 299 outside the network: FID values are only comparable within a mode.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from dualforce_core.metrics import (
     MetricNetworks,
     SyncNet,
     face_crops,
+    fvd_clip,
     i3d_features,
     identity_embeddings,
     inception_features,
@@ -21,11 +22,14 @@ from dualforce_core.metrics import (
     load_inception,
     load_syncnet,
     protocol,
+    real_clip_start,
     sync_scores,
     syncnet_distances,
     video_clips,
 )
+from dualforce_core.metrics.dlib_faces import MODEL_FILES
 from dualforce_core.weights.registry import WeightsRegistry, init_random
+from tests.metrics.real_faces import photo
 
 KEYS_FILE = Path(__file__).parent / "data" / "syncnet_v2_keys.json"
 
@@ -156,3 +160,54 @@ def test_arcface_gives_512_embeddings_and_rejects_wrong_files(
         load_arcface(broken)
     with pytest.raises(UserError, match="cannot load TorchScript"):
         load_inception(broken)
+
+
+def test_inception_features_are_clean_fid_legacy_tensorflow_features(networks: MetricNetworks) -> None:
+    """clean-fid `legacy_tensorflow`: float images in [0, 255] at native size straight into
+    `net(x, return_features=True)` (no resize outside the network). Our uint8 frames give the same features."""
+    image = photo("smiling_man")
+    real = np.ascontiguousarray(
+        np.stack([image[110 + dy : 210 + dy, 130:250] for dy in (0, 3, 6)])
+    )  # 100x120
+    ours = inception_features(networks.inception, real)
+    as_clean_fid = torch.from_numpy(real).permute(0, 3, 1, 2).float()  # ToTensor() * 255: the same values
+    with torch.inference_mode():
+        theirs = networks.inception(as_clean_fid, return_features=True).double().numpy()
+    np.testing.assert_array_equal(ours, theirs)
+    assert "legacy_tensorflow" in protocol()["FID"] and "N-1" in protocol()["FID"]
+
+
+def test_fvd_takes_one_clip_per_video_from_stylegan_vs_start() -> None:
+    """Ground truth: uniform start in [0, T − 16] (seeded by the clip id); generated: frame 0; short: none."""
+    video = np.arange(40, dtype=np.uint8)[:, None, None, None].repeat(3, axis=3)  # frame i has value i
+    start = real_clip_start(40, "clip-a")
+    assert start is not None and 0 <= start <= 24 and real_clip_start(40, "clip-a") == start
+    real = fvd_clip(video, start)
+    generated = fvd_clip(video, 0)
+    assert real is not None and generated is not None
+    assert real.shape == (1, 16, 1, 1, 3) and real[0, :, 0, 0, 0].tolist() == list(range(start, start + 16))
+    assert generated[0, :, 0, 0, 0].tolist() == list(range(16))
+    assert real_clip_start(15, "clip-a") is None and fvd_clip(video[:15], 0) is None
+    assert real_clip_start(16, "clip-a") == 0  # exactly one clip long: one possible start
+    starts = np.array([real_clip_start(20, f"clip-{i}") for i in range(2000)])
+    counts = np.bincount(starts, minlength=5)
+    assert counts.shape == (5,) and counts.min() > 320 and counts.max() < 480  # uniform over 0..4: 400 ± 4σ
+    assert "ONE 16-frame clip per video" in protocol()["FVD"] and "divided by N" in protocol()["FVD"]
+
+
+def test_dlib_identity_loads_dlibs_real_files_and_does_not_need_arcface(tmp_path: Path) -> None:
+    init_random(tmp_path, ["inception", "i3d", "syncnet"], seed=0)  # no ArcFace in this weights folder
+    nets = MetricNetworks.from_registry(WeightsRegistry(tmp_path), identity_network="dlib")
+    assert nets.dlib is not None and nets.arcface_session is None
+    with pytest.raises(UserError, match="identity is measured with dlib"):
+        _ = nets.arcface
+    dlib_files = {name: nets.weights[name] for name in MODEL_FILES}
+    assert all(not w["stand_in"] and len(w["sha256"]) == 64 for w in dlib_files.values())
+    assert Path(dlib_files["dlib_recognition"]["path"]).name == "dlib_face_recognition_resnet_model_v1.dat"
+    definitions = protocol(identity_network="dlib", landmarks=True)
+    assert "dlib face-recognition ResNet" in definitions["CSIM/ACD"]
+    assert "48-67" in definitions["LMD"] and "256x256" in definitions["LMD"]
+    assert "inner-lip opening" in definitions["mouth-audio r (landmarks)"]
+    assert "LMD" not in protocol()
+    with pytest.raises(UserError, match="weights for 'arcface' not found"):
+        MetricNetworks.from_registry(WeightsRegistry(tmp_path))
