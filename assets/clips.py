@@ -1,4 +1,5 @@
-"""`clips` and `rejects`: ingestion of one dataset folder, and the reject-rate gate on what it produced."""
+"""`clips` and `rejects`: ingestion of one dataset folder, and the gates on what it produced: the reject
+rate, and (crop_mode=track) the median face size."""
 
 import base64
 from collections.abc import Iterator
@@ -7,7 +8,7 @@ import dagster as dg
 
 from dualforce_core import paths
 from dualforce_core.data.ingest import ingest_dataset
-from dualforce_core.data.ingest_summary import ingest_summary
+from dualforce_core.data.ingest_summary import curation_summary, face_size_within, ingest_summary
 from dualforce_core.data.lance_store import table_version
 from dualforce_core.data.previews import contact_sheet
 from pipelines.failures import user_errors_as_failures
@@ -52,6 +53,20 @@ def ingest(context: dg.AssetExecutionContext, settings: DualForceSettings) -> It
             "preview": dg.MetadataValue.md(f"![first clips](data:image/png;base64,{encoded})"),
             "preview_path": dg.MetadataValue.path(str(sheet)),
         }
+    curation = curation_summary(dataset)  # crop_mode=track (the preview then shows the aligned crops)
+    if curation is not None:
+        preview.update(
+            {
+                "curation": dg.MetadataValue.json(curation.as_dict()),
+                "curation_tracks": dg.MetadataValue.int(curation.tracks),
+                "curation_cuts": dg.MetadataValue.int(curation.cuts),
+                "curation_clips": dg.MetadataValue.int(curation.clips),
+                "curation_rejects_by_reason": dg.MetadataValue.json(curation.rejects),
+                "face_px": dg.MetadataValue.json(curation.face_px),
+            }
+        )
+        if curation.face_px:
+            preview["face_px_median"] = dg.MetadataValue.float(curation.face_px["median"])
     yield dg.MaterializeResult(
         asset_key="clips",
         metadata={
@@ -74,6 +89,11 @@ def ingest(context: dg.AssetExecutionContext, settings: DualForceSettings) -> It
             "rows": summary.files_rejected,
             "rejects_by_reason": dg.MetadataValue.json(summary.rejects),
             "rejected_this_run": report.files_rejected,
+            **(
+                {"frame_ranges_rejected_by_reason": dg.MetadataValue.json(summary.segment_rejects)}
+                if summary.segment_rejects
+                else {}
+            ),
         },
     )
 
@@ -91,5 +111,27 @@ def reject_rate_below_threshold(
             "threshold": settings.max_reject_rate,
             "clips": summary.clips,
             "rejects_by_reason": dg.MetadataValue.json(summary.rejects),
+        },
+    )
+
+
+@partitioned_asset_check(asset="clips", blocking=True)
+def median_face_size_within_bounds(
+    context: dg.AssetCheckExecutionContext, settings: DualForceSettings
+) -> dg.AssetCheckResult:
+    """crop_mode=track: a median face size outside [data.face_px_median_min, data.face_px_median_max]
+    means the sources changed (resolution, framing): stop before features are computed. Other crop modes
+    have no face size and pass."""
+    data = settings.config().data
+    if data.crop_mode != "track":
+        return dg.AssetCheckResult(passed=True, metadata={"skipped": f"data.crop_mode={data.crop_mode}"})
+    curation = curation_summary(context.partition_key)
+    passed, why = face_size_within(curation, data.face_px_median_min, data.face_px_median_max)
+    return dg.AssetCheckResult(
+        passed=passed,
+        description=why,
+        metadata={
+            "face_px": dg.MetadataValue.json(curation.face_px if curation else {}),
+            "bounds": dg.MetadataValue.json([data.face_px_median_min, data.face_px_median_max]),
         },
     )

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from dualforce_core.curation.config import AlignConfig
 from dualforce_core.errors import UserError
 
 PREPROCESSING_FILE = "preprocessing.json"
@@ -68,13 +69,20 @@ class Preprocessing(_Record):
     sample_rate: int
     crop_mode: str
     face_scale: float
+    align: AlignConfig | None = None
+    """crop_mode=track: the `data.curation.align` framing of the training clips, which `generate` and
+    `serve` repeat on the portrait (`align_portrait`). None for every other crop mode, and in records
+    written before it existed (a track record without it falls back to `data.curation.align`)."""
     struct: StructNormalisation
     latents: LatentNormalisation | None  # None: no VAE config was readable at training time
     audio: AudioRecord
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / PREPROCESSING_FILE
-        path.write_text(json.dumps(self.model_dump(mode="json"), indent=1) + "\n")
+        data = self.model_dump(mode="json")
+        if data["align"] is None:  # records of the other crop modes stay as older DualForce wrote them
+            del data["align"]
+        path.write_text(json.dumps(data, indent=1) + "\n")
         return path
 
     @classmethod

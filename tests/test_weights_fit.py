@@ -23,8 +23,10 @@ from dualforce_core.weights.fit_data import split_clips
 from dualforce_core.weights.fit_vae import (
     FIT_REPORT,
     VaeFitSettings,
+    _window,
     decode_unclamped,
     fit_vae,
+    latent_balanced_mse,
     mean_psnr,
     psnr_db,
 )
@@ -54,6 +56,31 @@ def test_unclamped_decode_is_the_vae_decode_inside_the_range() -> None:
         clamped, raw = vae.decode(z).sample, decode_unclamped(vae, z)
     assert raw.shape == clamped.shape == (1, 3, 9, 32, 32)
     torch.testing.assert_close(raw.clamp(-1, 1), clamped, atol=0, rtol=0)  # same kernels, same order
+
+
+def test_motion_crops_land_on_what_moves() -> None:
+    clip = np.full((9, 64, 64, 3), 90, np.uint8)
+    clip[:, 40:48, 16:24] = (np.arange(9) * 25)[
+        :, None, None, None
+    ]  # a blinking 8-px patch, nothing else moves
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        window = _window(clip, 5, 32, rng, at_motion=True)
+        assert window.shape == (5, 32, 32, 3)
+        assert np.ptp(window.astype(int), axis=0).max() > 0  # the patch is inside every crop
+    uniform = [np.ptp(_window(clip, 5, 32, rng).astype(int), axis=0).max() > 0 for _ in range(40)]
+    assert 0 < sum(uniform) < 40  # anywhere-crops miss it sometimes: the reason for --motion-crops
+
+
+def test_latent_balanced_mse_weighs_the_first_latent_like_the_others() -> None:
+    error = torch.zeros(1, 3, 9, 4, 4)
+    error[:, :, 0] = 1.0  # frame 0: one latent on its own
+    first = latent_balanced_mse(error).item()
+    error = torch.zeros(1, 3, 9, 4, 4)
+    error[:, :, 1:5] = 1.0  # frames 1-4: the next latent
+    second = latent_balanced_mse(error).item()
+    assert first == pytest.approx(second, rel=1e-6)  # fp32 means of exact small multiples
+    assert latent_balanced_mse(torch.ones(1, 3, 1, 4, 4)).item() == pytest.approx(1.0, rel=1e-6)
 
 
 def test_fit_writes_a_loadable_wan_vae_with_its_latent_statistics(ingested: str, tmp_path: Path) -> None:

@@ -86,6 +86,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="extra loss weight on moving pixels (mouth, eyes), in units of the mean motion (default %(default)s)",
     )
     fit.add_argument(
+        "--motion-crops",
+        action="store_true",
+        help="centre each crop (jittered) where the window moves most, instead of anywhere",
+    )
+    fit.add_argument(
         "--max-clips", type=int, default=defaults.max_clips, help="train clips read (default %(default)s)"
     )
     fit.add_argument("--lr", type=float, default=defaults.lr, help="Adam learning rate (default %(default)s)")
@@ -157,6 +162,7 @@ def _fit(args: argparse.Namespace) -> int:
         max_clips=args.max_clips,
         crop=args.crop,
         motion_weight=args.motion_weight,
+        motion_crops=args.motion_crops,
     )
     train = [c.frames for c in split_clips(args.dataset, "train", settings.max_clips)]
     heldout = [c.frames for c in split_clips(args.dataset, "test", settings.eval_clips)]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.signal import savgol_filter
 
 from dualforce_core.curation.config import SmoothingConfig
 
@@ -23,6 +22,10 @@ def savgol(points: np.ndarray, window: int, order: int) -> np.ndarray:
     window = min(window, length if length % 2 else length - 1)
     if window <= order:
         return points.copy()
+    # Imported here: scipy.signal costs ~1.3 s to import, and the config tree imports this package
+    # (`data.curation`), so every CLI start would pay it.
+    from scipy.signal import savgol_filter
+
     return np.asarray(savgol_filter(points, window, order, axis=0, mode="interp"), np.float64)
 
 

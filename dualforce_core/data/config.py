@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from dualforce_core.config_model import ConfigModel
+from dualforce_core.curation.config import CurationConfig
 from dualforce_core.timeline import FPS, SAMPLE_RATE
 
 
@@ -15,7 +16,24 @@ class DataConfig(ConfigModel):
     clip_frames: int = Field(49, description="frames per clip; must be 1 (mod 4) for the Wan VAE")
     clip_stride: int = Field(48, ge=1)
     size: int = Field(256, ge=16, multiple_of=16, description="square training resolution in pixels")
-    crop_mode: Literal["none", "center", "haar", "detector"] = "center"
+    crop_mode: Literal["none", "center", "haar", "detector", "track"] = Field(
+        "center",
+        description="none (letterbox) | center | haar / detector (one face box per file) | track (face-track "
+        "curation: shots, one person per clip, the LivePortrait-aligned crop per frame; data.curation)",
+    )
+    curation: CurationConfig = Field(
+        default_factory=CurationConfig,
+        description="crop_mode=track: detection, tracking, identity, crop and reject rules (docs/curation.md)",
+    )
+    face_px_median_min: float = Field(
+        96.0,
+        ge=0,
+        description="crop_mode=track: the Dagster check `median_face_size_within_bounds` fails when a "
+        "dataset's median face size (landmark extent, source pixels) falls below this",
+    )
+    face_px_median_max: float = Field(
+        1024.0, gt=0, description="crop_mode=track: ... or rises above this (a different source resolution)"
+    )
     detector_path: str | None = Field(
         None, description="face detector for crop_mode=detector: a YuNet .onnx or an OpenCV cascade .xml"
     )

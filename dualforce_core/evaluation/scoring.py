@@ -43,6 +43,7 @@ from dualforce_core.metrics import (
     sync_scores,
     syncnet_distances,
 )
+from dualforce_core.metrics.crops import sync_crops
 from dualforce_core.metrics.identity import FACE_SIZE
 from dualforce_core.metrics.syncnet import CROP_SIZE
 from dualforce_core.timeline import SAMPLE_RATE
@@ -93,6 +94,7 @@ class MetricAccumulator:
         self.seconds: dict[str, float] = defaultdict(float)
         self._inception: dict[str, list[np.ndarray]] = {"real": [], "fake": []}
         self._i3d: dict[str, list[np.ndarray]] = {"real": [], "fake": []}
+        self._dlib: dlib_faces.DlibFaces | None = None  # sync_crop=aligned's landmarks
 
     @contextmanager
     def timed(self, metric: str) -> Iterator[None]:
@@ -103,8 +105,18 @@ class MetricAccumulator:
         finally:
             self.seconds[metric] += time.perf_counter() - start
 
+    def _landmarks(self, frame: np.ndarray) -> np.ndarray | None:
+        """dlib's 68 landmarks of the largest face (sync_crop=aligned); loads dlib once if nothing else did."""
+        if self._dlib is None:
+            self._dlib = self.networks.dlib or dlib_faces.DlibFaces(self.config.dlib_models)
+        face = self._dlib.find(frame)
+        return None if face is None else face.landmarks
+
     def _sync(self, frames: np.ndarray, audio: np.ndarray) -> tuple[int, float, float]:
-        crops = face_crops(frames, CROP_SIZE)
+        config = self.config
+        crops = sync_crops(
+            frames, CROP_SIZE, config.sync_crop, config.sync_align, self._landmarks, config.sync_smoothing
+        )
         dists = syncnet_distances(self.networks.syncnet, crops, audio, self.config.sync_offsets)
         offset, confidence, distance = sync_scores(dists)
         return offset, confidence, distance

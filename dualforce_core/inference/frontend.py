@@ -1,7 +1,9 @@
 """Inputs of a generation run: reference portrait → frame-0 latent and structure; speech → HuBERT tokens.
 
-The portrait is cropped the way ingestion crops training clips (`data.crop_mode`, `data.face_scale`), so
-the model sees faces framed as it was trained on. Speech of any container PyAV reads is resampled to
+The portrait is cropped the way ingestion crops training clips, so the model sees faces framed as it was
+trained on: `data.crop_mode` / `data.face_scale` (one box), or for `crop_mode=track` the LivePortrait-aligned
+crop of the training clips, `align_portrait` with the checkpoint's recorded `AlignConfig` (the same
+`align_crop` that cut the clips). Speech of any container PyAV reads is resampled to
 16 kHz mono. HuBERT runs on bounded windows (`hubert_window_s`, plus `hubert_context_s` of audio on each
 side that is computed and thrown away), so a long talk never builds one huge attention and a live
 stream gets features as soon as a window's right context has arrived. Features near a window edge
@@ -10,6 +12,8 @@ therefore differ slightly from a whole-clip pass; the context margin keeps that 
 
 from __future__ import annotations
 
+import threading
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -19,6 +23,7 @@ from torch import Tensor
 from transformers import HubertModel
 
 from dualforce_core.config import DualForceConfig
+from dualforce_core.curation import FaceModels, align_portrait
 from dualforce_core.data.config import DataConfig
 from dualforce_core.data.crop import center_box, detect_face_box, load_detector
 from dualforce_core.data.media import MediaError, decode_audio_track, to_square
@@ -49,9 +54,37 @@ def portrait_settings(config: DualForceConfig, record: Preprocessing | None) -> 
     size = config.inference.size or (record.size if record else config.data.size)
     if record is None:
         return size, config.data
-    return size, config.data.model_copy(
-        update={"crop_mode": record.crop_mode, "face_scale": record.face_scale}
-    )
+    update: dict[str, object] = {"crop_mode": record.crop_mode, "face_scale": record.face_scale}
+    if record.align is not None:  # crop_mode=track: the framing the training clips were cut with
+        update["curation"] = config.data.curation.model_copy(update={"align": record.align})
+    return size, config.data.model_copy(update=update)
+
+
+_FACE_MODELS_LOCK = threading.Lock()
+"""dlib's detector and predictor are not documented as thread-safe; `serve` decodes portraits in threads."""
+
+
+@lru_cache(maxsize=2)
+def _face_models(detector: str, upsample: int) -> FaceModels:
+    """dlib's networks, loaded once per process (~1.3 s): `serve` crops every session's portrait."""
+    return FaceModels(detector, upsample=upsample)
+
+
+def aligned_portrait(rgb: np.ndarray, size: int, data: DataConfig, name: str) -> np.ndarray:
+    """crop_mode=track: `align_portrait` (dlib's largest face, 68 landmarks, `align_crop`) with the
+    recorded `data.curation.align`; no face is one UserError naming the image."""
+    curation = data.curation
+    with _FACE_MODELS_LOCK:
+        models = _face_models(curation.detector, curation.upsample)
+        try:
+            crop, _, _ = align_portrait(rgb, size, curation.align, models)
+        except UserError:
+            raise UserError(
+                f"no face found in the portrait {name}: this model was trained on aligned face crops "
+                "(data.crop_mode=track), so use a photo with one clearly visible, roughly frontal face at "
+                f"least ~{curation.min_face_px:g} px across"
+            ) from None
+    return crop
 
 
 def load_portrait(path: Path, size: int, data: DataConfig) -> np.ndarray:
@@ -65,6 +98,8 @@ def load_portrait(path: Path, size: int, data: DataConfig) -> np.ndarray:
         raise UserError(f"reference image {path} cannot be decoded (corrupt or not an image)")
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     height, width = rgb.shape[:2]
+    if data.crop_mode == "track":
+        return aligned_portrait(rgb, size, data, str(path))
     if data.crop_mode == "none":
         box = None
     elif data.crop_mode == "center":

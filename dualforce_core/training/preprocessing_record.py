@@ -37,6 +37,7 @@ def build_preprocessing(config: DualForceConfig, dataset: TrainingDataset) -> Pr
         sample_rate=SAMPLE_RATE,
         crop_mode=data.crop_mode,
         face_scale=data.face_scale,
+        align=data.curation.align if data.crop_mode == "track" else None,
         struct=StructNormalisation(
             dataset=dataset.dataset,
             extractor_ids=dataset.extractor_ids("struct_features"),
