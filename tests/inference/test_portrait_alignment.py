@@ -43,7 +43,7 @@ def photo_path(name: str) -> Path:
     try:
         corpus.check_media()
     except UserError as err:
-        pytest.skip(str(err))
+        pytest.fail(f"{err} (make system-deps installs the real test media)")
     return corpus.OPENCV_DOC / corpus.PHOTOS[name][0]
 
 

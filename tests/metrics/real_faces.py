@@ -42,7 +42,7 @@ def photo(name: str) -> np.ndarray:
     """uint8 RGB photograph `name` of PHOTOS."""
     path = OPENCV_DOC / PHOTOS[name]
     if not path.is_file():
-        pytest.skip(f"{path} is missing: install Debian's opencv-doc (make system-deps)")
+        pytest.fail(f"{path} is missing: install Debian's opencv-doc (make system-deps)")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     assert image is not None, path
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -66,7 +66,7 @@ def _speech() -> np.ndarray:
 def speech() -> np.ndarray:
     """Real synthesised English speech, float32 mono at 16 kHz (about 4 s)."""
     if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is missing: install Debian's espeak-ng (make system-deps)")
+        pytest.fail("espeak-ng is missing: install Debian's espeak-ng (make system-deps)")
     return _speech().copy()
 
 
