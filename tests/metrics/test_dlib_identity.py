@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from dualforce_core.curation.faces import DESCRIPTOR_DIM, SAME_PERSON_DISTANCE
 from dualforce_core.errors import UserError
 from dualforce_core.metrics import DlibFaces, csim_from_embeddings, identity_scores
-from dualforce_core.metrics.dlib_faces import DESCRIPTOR_DIM, SAME_PERSON_DISTANCE
 from tests.metrics.real_faces import PHOTOS, dlib_faces, face_square, jitter, photo
 
 JITTERS: tuple[dict[str, Any], ...] = (  # (dx, dy) px, scale, rotation in degrees, JPEG quality

@@ -27,7 +27,7 @@ from dualforce_core.metrics import (
     syncnet_distances,
     video_clips,
 )
-from dualforce_core.metrics.dlib_faces import MODEL_FILES
+from dualforce_core.metrics.dlib_faces import WEIGHT_NAMES
 from dualforce_core.weights.registry import WeightsRegistry, init_random
 from tests.metrics.real_faces import photo
 
@@ -201,7 +201,7 @@ def test_dlib_identity_loads_dlibs_real_files_and_does_not_need_arcface(tmp_path
     assert nets.dlib is not None and nets.arcface_session is None
     with pytest.raises(UserError, match="identity is measured with dlib"):
         _ = nets.arcface
-    dlib_files = {name: nets.weights[name] for name in MODEL_FILES}
+    dlib_files = {name: nets.weights[name] for name in WEIGHT_NAMES.values()}
     assert all(not w["stand_in"] and len(w["sha256"]) == 64 for w in dlib_files.values())
     assert Path(dlib_files["dlib_recognition"]["path"]).name == "dlib_face_recognition_resnet_model_v1.dat"
     definitions = protocol(identity_network="dlib", landmarks=True)
