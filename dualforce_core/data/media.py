@@ -1,8 +1,12 @@
 """Video and audio in and out of bytes, and the streaming decode that ingestion runs on.
 
 Everything goes through PyAV (there is no ffmpeg binary) so one library owns every container detail.
-Clip video is stored as H.264 in mp4 (small, and every tool can play it); clip audio as 16-bit FLAC
-(lossless at the 16-bit precision speech arrives in, and much smaller than raw PCM).
+Clip video is stored in mp4 as lossless RGB H.264 by default (`data.video_codec=lossless`): features are
+extracted from the decoded clip while the inference portrait never meets a codec, and only a bit-exact round
+trip gives both the same pixels. `h264` (yuv420p at `data.video_crf`) takes 1/40–1/140 of the bytes for
+storage-limited datasets, at a measured 38–42 dB from the crop (docs/benchmarks.md). Lossless RGB H.264 (High
+4:4:4 Predictive) plays in FFmpeg-based players, not in browsers. Clip audio is 16-bit FLAC (lossless at the
+16-bit precision speech arrives in, and much smaller than raw PCM).
 """
 
 from __future__ import annotations
@@ -12,14 +16,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import av
 import cv2
 import numpy as np
 import soundfile as sf
 
+from dualforce_core.data.config import VideoCodec
 from dualforce_core.timeline import FPS
 
+LOSSLESS_PRESET = "ultrafast"
+"""libx264 preset of lossless blobs: 5–6× faster to encode and ~2.5× faster to decode than veryfast, for
+~17 % more bytes (docs/benchmarks.md); being lossless, every preset decodes to the same frames."""
 VFR_TOLERANCE = 0.25
 """A frame interval further than this fraction from the median interval marks the stream as VFR."""
 
@@ -33,15 +42,28 @@ class MediaError(Exception):
         self.detail = detail
 
 
-def encode_video(frames: np.ndarray, fps: int, crf: int = 18, preset: str = "veryfast") -> bytes:
-    """H.264 mp4 without audio; decoding it gives back exactly `len(frames)` frames."""
+def encode_video(
+    frames: np.ndarray, fps: int, crf: int = 18, preset: str = "veryfast", *, codec: VideoCodec = "lossless"
+) -> bytes:
+    """An mp4 without audio; decoding it gives back exactly `len(frames)` frames.
+
+    `lossless` (libx264rgb at crf 0 on the RGB samples themselves: no colour conversion) decodes to the very
+    same uint8 frames; `h264` is yuv420p at `crf` and `preset`.
+    """
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
+    encoder: Literal["libx264rgb", "libx264"]
+    if codec == "lossless":
+        encoder, pix_fmt, options = "libx264rgb", "rgb24", {"crf": "0", "preset": LOSSLESS_PRESET}
+    elif codec == "h264":
+        encoder, pix_fmt, options = "libx264", "yuv420p", {"crf": str(crf), "preset": preset}
+    else:
+        raise ValueError(f"codec must be lossless or h264, got {codec!r}")
     _, height, width, _ = frames.shape
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps, options={"crf": str(crf), "preset": preset})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream = container.add_stream(encoder, rate=fps, options=options)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         for index, frame in enumerate(frames):
             video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
             video_frame.pts = index

@@ -8,6 +8,7 @@ run (or into `MLFLOW_RUN_ID` when a launcher set it), metrics as `eval/<metric>`
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import dlib
 import numpy as np
 
 from dualforce_core import paths
@@ -27,13 +29,15 @@ from dualforce_core.evaluation.clips import iter_clips
 from dualforce_core.evaluation.config import EvalConfig
 from dualforce_core.evaluation.generation import Generator, checkpoint_generator, generate_clip
 from dualforce_core.evaluation.scoring import HEADLINE, MetricAccumulator
-from dualforce_core.metrics import MetricNetworks, protocol
+from dualforce_core.metrics import DlibFaces, MetricNetworks, protocol
 from dualforce_core.timeline import FPS, SAMPLE_RATE
 from dualforce_core.training.tracking import RunLogger
 from dualforce_core.weights import WeightsRegistry
 
 REPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 GENERATION_WEIGHTS = ("wan_vae", "hubert", "liveportrait_motion")
+SYNC_LANDMARKS = "dlib_landmarks68"
+"""The dlib model file whose landmarks place `eval.sync_crop=aligned` (its name in a report's `weights`)."""
 
 
 @dataclass
@@ -142,8 +146,26 @@ def _score(
     return scored
 
 
+def _sync_crop(config: EvalConfig, faces: DlibFaces | None) -> dict[str, Any]:
+    """SyncNet's crop: Sync-C/D of two reports compare only when this matches, so the report records it."""
+    if faces is None:
+        return {"mode": "box"}
+    return {
+        "mode": "aligned",
+        "align": config.sync_align.model_dump(mode="json"),
+        "smoothing": config.sync_smoothing.model_dump(mode="json"),
+        "detector": f"dlib {dlib.__version__} HOG frontal detector, ×2 upsampled only when it finds none, "
+        "largest face",
+        "landmarks": {SYNC_LANDMARKS: faces.files[SYNC_LANDMARKS]},
+    }
+
+
 def _protocol(
-    selected: list[SplitClip], scored: _Scored, config: EvalConfig, weights: dict[str, dict[str, Any]]
+    selected: list[SplitClip],
+    scored: _Scored,
+    config: EvalConfig,
+    weights: dict[str, dict[str, Any]],
+    sync_crop: dict[str, Any],
 ) -> dict[str, Any]:
     """Everything needed to reproduce the numbers or to tell that two reports are not comparable."""
     clip_ids = sorted(clip.clip_id for clip in selected)
@@ -161,6 +183,7 @@ def _protocol(
         "fps": FPS,
         "audio_sample_rate": SAMPLE_RATE,
         "sync_offsets": config.sync_offsets,
+        "sync_crop": sync_crop,
         "fvd_clip_frames": config.fvd_clip_frames,
         "fvd_clips": scored.scorer.fvd_clips(),
         "identity_network": config.identity_network,
@@ -193,6 +216,18 @@ def _face_notes(metrics: dict[str, float], config: EvalConfig) -> list[str]:
     ]
 
 
+def _sync_crop_params(sync_crop: dict[str, Any]) -> dict[str, str]:
+    """The crop as MLflow params, so runs can be filtered by it."""
+    if sync_crop["mode"] == "box":
+        return {"sync_crop": "box"}
+    return {
+        "sync_crop": "aligned",
+        "sync_align": json.dumps(sync_crop["align"], sort_keys=True),
+        "sync_smoothing": json.dumps(sync_crop["smoothing"], sort_keys=True),
+        "sync_landmarks_sha256": sync_crop["landmarks"][SYNC_LANDMARKS]["sha256"],
+    }
+
+
 def _log_to_mlflow(logger: RunLogger, record: dict[str, Any], report_dir: Path) -> None:
     finite = {f"eval/{k}": v for k, v in record["metrics"].items() if v is not None and np.isfinite(v)}
     logger.log_step(0, finite, to_mlflow=True)
@@ -204,6 +239,7 @@ def _log_to_mlflow(logger: RunLogger, record: dict[str, Any], report_dir: Path) 
             "checkpoint": record["checkpoint"],
             "clips": record["protocol"]["clips"],
             "clip_list_sha256": record["protocol"]["clip_list_sha256"],
+            **_sync_crop_params(record["protocol"]["sync_crop"]),
         }
     )
     logger.set_tags({"dualforce.kind": "evaluation", "stand_in_weights": record["stand_in_weights"]})
@@ -251,6 +287,10 @@ def evaluate(
         dlib_models=eval_config.dlib_models,
     )
     weights = dict(networks.weights)
+    sync_faces = None
+    if eval_config.sync_crop == "aligned":  # loaded before any generation, so missing dlib files fail first
+        sync_faces = networks.dlib or DlibFaces(eval_config.dlib_models)
+        weights[SYNC_LANDMARKS] = sync_faces.files[SYNC_LANDMARKS]
     if mode == "checkpoint":
         generator = checkpoint_generator(Path(str(checkpoint)), config)
         weights |= _generation_weights(registry)
@@ -284,7 +324,7 @@ def evaluate(
         "notes": notes,
         "seconds_total": dict(scored.scorer.seconds),
         "seconds_per_clip": scored.scorer.seconds_per_clip(),
-        "protocol": _protocol(selected, scored, eval_config, weights),
+        "protocol": _protocol(selected, scored, eval_config, weights, _sync_crop(eval_config, sync_faces)),
         "clips": [c.as_dict() for c in scored.scorer.clips],
         "samples": scored.samples,
         "strips": scored.strips,

@@ -24,9 +24,9 @@ SAMPLES_DIR = "samples"
 _ROWS = (  # (label, generated key, ground-truth key, protocol: the short name; report.md spells it out)
     ("FID ↓", "fid", None, "clean-fid `legacy_tensorflow`"),
     ("FVD ↓", "fvd", None, "StyleGAN-V `fvd2048_16f`: one clip per video, covariance / N"),
-    ("Sync-C ↑", "sync_c", "gt_sync_c", "syncnet_python"),
-    ("Sync-D ↓", "sync_d", "gt_sync_d", "syncnet_python"),
-    ("Sync offset (frames, median)", "sync_offset", "gt_sync_offset", "syncnet_python"),
+    ("Sync-C ↑", "sync_c", "gt_sync_c", "syncnet_python, {sync_crop} crop"),
+    ("Sync-D ↓", "sync_d", "gt_sync_d", "syncnet_python, {sync_crop} crop"),
+    ("Sync offset (frames, median)", "sync_offset", "gt_sync_offset", "syncnet_python, {sync_crop} crop"),
     ("CSIM ↑ (vs reference frame)", "csim", "gt_csim", "{identity} cosine"),
     ("ACD ↓ (vs ground truth)", "acd", None, "{identity} L2 of unit embeddings"),
     ("mouth-audio r ↑ (synthetic data)", "mouth_audio_r", "gt_mouth_audio_r", "MouthProbe vs RMS envelope"),
@@ -142,6 +142,27 @@ def _number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _settings(values: dict[str, Any]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in values.items())
+
+
+def _sync_crop_line(sync_crop: dict[str, Any]) -> str:
+    """`eval.sync_crop` in words: box, or aligned with its framing, smoothing and landmark model file."""
+    if sync_crop["mode"] == "box":
+        return "- SyncNet crop (`eval.sync_crop`): **box**, one square per clip (the whole stored frame)"
+    smoothing = sync_crop["smoothing"]
+    files = "; ".join(
+        f"`{Path(entry['path']).name}` sha256 `{entry['sha256']}`"
+        for entry in sync_crop["landmarks"].values()
+    )
+    return (
+        "- SyncNet crop (`eval.sync_crop`): **aligned**, `curation.align_crop` of every frame on dlib's 68 "
+        f"landmarks ({sync_crop['detector']}; {files}); framing (`eval.sync_align`): "
+        f"{_settings(sync_crop['align'])}; landmark smoothing (`eval.sync_smoothing`): "
+        + ("none" if smoothing["method"] == "none" else _settings(smoothing))
+    )
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     protocol = report["protocol"]
     stand_ins = [name for name, entry in protocol["weights"].items() if entry["stand_in"]]
@@ -169,7 +190,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|",
         *(
             f"| {label} | {_number(metrics[key])} | {_number(metrics[gt]) if gt else '—'} | "
-            f"{name.format(identity=identity)} |"
+            f"{name.format(identity=identity, sync_crop=protocol['sync_crop']['mode'])} |"
             for label, key, gt, name in rows
         ),
         "",
@@ -201,6 +222,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"frames per clip {protocol['frames_per_clip']}, audio {protocol['audio_sample_rate']} Hz",
         f"- Sync offsets ±{protocol['sync_offsets']}; FVD: one {protocol['fvd_clip_frames']}-frame clip per "
         f"video ({protocol['fvd_clips']} clips)",
+        _sync_crop_line(protocol["sync_crop"]),
         f"- CSIM/ACD network: {identity}; dlib landmark metrics (LMD, landmark mouth-audio r): "
         f"{'on' if protocol.get('landmarks') else 'off'}",
         f"- face box: {protocol['face_box']}",

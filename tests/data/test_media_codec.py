@@ -1,4 +1,4 @@
-"""Clip blobs round-trip exactly, and the streaming decode lands on the 25 fps grid."""
+"""Clip blobs keep every frame (lossless: bit-exact), and the streaming decode lands on the 25 fps grid."""
 
 from __future__ import annotations
 
@@ -7,17 +7,55 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
+from dualforce_core.curation import corpus
 from dualforce_core.data import media
+from dualforce_core.data.config import DataConfig, VideoCodec
 from dualforce_core.data.crop import center_box, expand_square
+from dualforce_core.errors import UserError
 from tests.data.ingest_fixtures import frame_at, write_video
 
 
-def test_video_blob_returns_every_frame() -> None:
-    frames = np.stack([frame_at(i, 32, 32) for i in range(13)])
-    decoded = media.decode_video(media.encode_video(frames, 25, crf=0))
-    assert decoded.shape == frames.shape
-    assert np.abs(decoded.astype(int) - frames).mean() < 8
+@pytest.fixture(scope="module")
+def photo_crops() -> np.ndarray:
+    """13 256-px crops of a real photograph (opencv-doc portrait A) under a slow pan: real image content."""
+    try:
+        corpus.check_media()
+    except UserError as err:
+        pytest.fail(f"{err} (make system-deps installs the real test media)")
+    photo = corpus.load_image("A")
+    side = min(photo.shape[:2]) * 0.8
+    return np.stack(
+        [media.to_square(photo, (4.0 * i, 3.0 * i, 4.0 * i + side, 3.0 * i + side), 256) for i in range(13)]
+    )
+
+
+def test_lossless_blob_decodes_to_the_exact_crops(photo_crops: np.ndarray) -> None:
+    decoded = media.decode_video(media.encode_video(photo_crops, 25))
+    assert decoded.shape == photo_crops.shape
+    np.testing.assert_array_equal(decoded, photo_crops)
+
+
+def test_h264_blob_is_close_but_not_exact(photo_crops: np.ndarray) -> None:
+    decoded = media.decode_video(media.encode_video(photo_crops, 25, crf=18, codec="h264"))
+    assert decoded.shape == photo_crops.shape
+    error = np.abs(decoded.astype(int) - photo_crops)
+    assert error.max() > 0 and error.mean() < 3
+
+
+@pytest.mark.parametrize("codec", ["lossless", "h264"])
+@pytest.mark.parametrize("count", [1, 13, 49])
+def test_video_blob_returns_every_frame(codec: VideoCodec, count: int) -> None:
+    frames = np.stack([frame_at(i, 48, 32) for i in range(count)])
+    assert media.decode_video(media.encode_video(frames, 25, codec=codec)).shape == frames.shape
+
+
+def test_a_bad_codec_names_the_key() -> None:
+    with pytest.raises(ValidationError, match="video_codec"):
+        DataConfig(video_codec="vp9")
+    with pytest.raises(ValueError, match="codec must be lossless or h264"):
+        media.encode_video(np.zeros((1, 16, 16, 3), np.uint8), 25, codec="vp9")  # type: ignore[arg-type]
 
 
 def test_audio_blob_is_lossless_at_16_bit() -> None:
