@@ -64,7 +64,7 @@ def test_an_inventory_run_pulls_ingestion_and_features_then_settles(dualforce_ho
         partition_key="auto",
         instance=instance,
         resources=run_resources,
-        selection=dg.AssetSelection.keys(*(k for k in ALL_KEYS if k.to_user_string() in downstream)),
+        selection=dg.AssetSelection.assets(*(k for k in ALL_KEYS if k.to_user_string() in downstream)),
     ).success
     settled = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=after_inventory.cursor)
     assert settled.total_requested == 0  # each update is acted on once, not on every tick
