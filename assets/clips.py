@@ -1,5 +1,6 @@
 """`clips` and `rejects`: ingestion of one dataset folder, and the gates on what it produced: the reject
-rate, and (crop_mode=track) the median face size."""
+rate, and (crop_mode=track) the median face size; the curation statistics, with the SyncNet filter's
+confidence histogram, are in the `clips` metadata."""
 
 import base64
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from dualforce_core.data.ingest import ingest_dataset
 from dualforce_core.data.ingest_summary import curation_summary, face_size_within, ingest_summary
 from dualforce_core.data.lance_store import table_version
 from dualforce_core.data.previews import contact_sheet
+from dualforce_core.weights.registry import WeightsRegistry
 from pipelines.failures import user_errors_as_failures
 from pipelines.partitions import datasets_partitions, partitioned_asset_check
 from pipelines.resources import DualForceSettings
@@ -40,8 +42,13 @@ def ingest(context: dg.AssetExecutionContext, settings: DualForceSettings) -> It
     """Cut the dataset's videos into clips; a bad file becomes a `rejects` row, never a failed run."""
     dataset = context.partition_key
     with user_errors_as_failures():
+        config = settings.config()
         report = ingest_dataset(
-            dataset, settings.data_root() / "raw" / dataset, settings.config().data, settings.progress
+            dataset,
+            settings.data_root() / "raw" / dataset,
+            config.data,
+            settings.progress,
+            weights=WeightsRegistry.from_config(config.weights),  # SyncNet, for the sync filter
         )
     context.log.info(report.summary())
     summary = ingest_summary(dataset)
@@ -67,6 +74,10 @@ def ingest(context: dg.AssetExecutionContext, settings: DualForceSettings) -> It
         )
         if curation.face_px:
             preview["face_px_median"] = dg.MetadataValue.float(curation.face_px["median"])
+        preview["sync_filter"] = dg.MetadataValue.text(report.sync_filter)  # this run: on, or why skipped
+        if curation.sync:
+            preview["sync_confidence_histogram"] = dg.MetadataValue.md(curation.sync_histogram_markdown())
+            preview["sync_verdicts"] = dg.MetadataValue.json(curation.sync_verdicts)
     yield dg.MaterializeResult(
         asset_key="clips",
         metadata={

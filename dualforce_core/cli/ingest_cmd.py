@@ -9,6 +9,7 @@ from pathlib import Path
 from dualforce_core import paths
 from dualforce_core.cli.common import add_config_args, config_from_args
 from dualforce_core.data.ingest import ingest_dataset
+from dualforce_core.weights.registry import WeightsRegistry
 
 DESCRIPTION = """\
 Cut every video under --src into training clips and store them in the Lance table `clips`
@@ -27,12 +28,22 @@ Useful settings (as KEY=VALUE overrides or in a --config YAML under `data:`):
   data.size=256            square output size (multiple of 16)
   data.crop_mode=center    center | none (letterbox whole frame) | detector (face crop, needs
                            data.detector_path = YuNet .onnx) | haar (OpenCV Haar cascade; OpenCV 5 lacks it)
+                           | track (face-track curation: shots, one person per clip, LivePortrait-aligned
+                           crops, rejects of frame ranges with reasons; settings data.curation.*,
+                           docs/curation.md)
   data.clip_frames=49      frames per clip, 1 (mod 4)
   data.clip_stride=48      frames between clip starts
   data.vfr_policy=resample resample | reject variable-frame-rate sources
   data.max_resolution=4096 reject sources whose longest side is larger
   data.commit_every=32     source files per Lance commit
   data.workers=1           processes that decode, crop and encode (same as --workers)
+
+With data.crop_mode=track, a SyncNet filter (LatentSync's) scores each curated clip: clips with
+Sync-C below data.curation.sync.min_confidence (3) or |audio-video offset| above
+data.curation.sync.max_offset (6 frames) become `rejects` rows (low_sync, av_offset); the others
+get their audio shifted by the measured offset. It needs the real syncnet_v2.model at
+weights.paths.syncnet (see `dualforce weights list`); without it, or with a random stand-in, the
+filter is skipped with a warning. data.curation.sync.enabled=false turns it off.
 
 example:
   dualforce ingest --dataset demo --src ~/videos/demo --workers 4 data.size=128
@@ -77,7 +88,8 @@ def _ingest(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.workers is not None:
         config.data.workers = args.workers
-    report = ingest_dataset(args.dataset, args.src, config.data, progress=not args.quiet)
+    weights = WeightsRegistry.from_config(config.weights)  # SyncNet for crop_mode=track's sync filter
+    report = ingest_dataset(args.dataset, args.src, config.data, progress=not args.quiet, weights=weights)
     print(report.summary())
     print(f"tables under {paths.lance_dir()}")
     return 0

@@ -1,7 +1,9 @@
-"""Settings of face-track curation and of the aligned crop, with the upstream LivePortrait defaults.
+"""Settings of face-track curation, of the aligned crop (upstream LivePortrait defaults) and of the SyncNet
+filter of curated clips (LatentSync's thresholds).
 
-Both are ordinary config sections (unknown keys are errors), so they can hang off the config tree later
-(`data.curation`) and be written into a checkpoint's preprocessing record unchanged.
+All are ordinary config sections (unknown keys are errors), hung off the config tree as `data.curation`,
+so they can be written into a checkpoint's preprocessing record unchanged (`align` is); every one of them
+is in `curation_fingerprint`.
 """
 
 from __future__ import annotations
@@ -59,6 +61,42 @@ class SmoothingConfig(ConfigModel):
     d_cutoff: float = Field(1.0, gt=0, description="one-euro derivative cutoff in Hz")
 
 
+SYNC_ALIGN = AlignConfig(scale=1.5, vy_ratio=0.05)
+"""SyncNet's framing of a face (the sync filter and eval.sync_crop=aligned): tighter than LivePortrait's 2.3,
+placing eyes and mouth where syncnet_python's S3FD crop does (docs/evaluation.md)."""
+
+
+class SyncFilterConfig(ConfigModel):
+    """LatentSync's SyncNet filter of curated clips (`curation.sync_filter`): keep a clip whose confidence
+    is at least `min_confidence` and whose audio-video offset is at most `max_offset`, its audio shifted by
+    that offset. It needs the real `syncnet_v2.model` (weights.paths.syncnet); without it, it is skipped."""
+
+    enabled: bool = Field(
+        True, description="score curated clips with SyncNet (when its real weights are there)"
+    )
+    min_confidence: float = Field(
+        3.0, description="smallest Sync-C (LSE-C) kept; LatentSync's filter: 3 (preprocess/sync_av.py)"
+    )
+    max_offset: int = Field(
+        6, ge=0, description="largest |audio-video offset| in frames kept (shifted away); LatentSync: 6"
+    )
+    search_offset: int = Field(
+        15, ge=1, description="offsets searched, ± frames (syncnet_python's vshift: 15)"
+    )
+    align: AlignConfig = Field(
+        default_factory=lambda: SYNC_ALIGN.model_copy(),
+        description="SyncNet's crop of the aligned crop: the framing of eval.sync_crop=aligned (eval.sync_align)",
+    )
+
+    @model_validator(mode="after")
+    def _offset_searched(self) -> SyncFilterConfig:
+        if self.max_offset > self.search_offset:
+            raise ValueError(
+                f"max_offset={self.max_offset} is beyond the offsets searched (search_offset={self.search_offset})"
+            )
+        return self
+
+
 class CurationConfig(ConfigModel):
     """Detection, tracking, identity, smoothing and the reject rules for one source video."""
 
@@ -109,6 +147,10 @@ class CurationConfig(ConfigModel):
         "crop at 256 px (corpus: defocused 44, sharp 190-400)",
     )
     min_frames: int = Field(49, ge=1, description="shortest clip kept (frames)")
+    sync: SyncFilterConfig = Field(
+        default_factory=SyncFilterConfig,
+        description="ingestion's SyncNet filter of curated clips (runs only with the real SyncNet weights)",
+    )
 
     @model_validator(mode="after")
     def _odd_window(self) -> CurationConfig:

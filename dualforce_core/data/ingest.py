@@ -7,6 +7,9 @@ anything unexpected becomes `internal_error` (traceback logged at debug level).
 
 Re-runs are cheap and add nothing: the `sources` ledger records each (content hash, config fingerprint)
 that finished, so those files are skipped; clip and reject ids are deterministic, so rewrites update rows.
+A file cut again under a changed config (codec, size, stride, ...) replaces its earlier cut: clip ids do not
+name the config, so the batch deletes the feature rows of its earlier clips (extraction redoes them) and the
+earlier clips the new config no longer makes; the report counts both.
 
 Rows are committed in batches: every `commit_every` source files or `write_batch_mb` of clips, whichever
 comes first, and at the end (also on Ctrl-C). Each batch writes clips, then rejects, then the ledger, so a
@@ -14,39 +17,37 @@ run killed outright (SIGKILL, OOM, power) loses at most the batch it was filling
 committed file and redoes the rest, overwriting by id whatever of an unfinished batch had reached a table.
 
 With `workers` > 1 the decoding, cropping and encoding of sources runs in that many spawned processes
-(`_Cutter`); hashing, skip decisions, results in file order and every Lance read and write stay in the
-parent, so the rows, batches and progress lines are those of a single-process run.
+(`ingest_pool.Cutter`, given `cut_source` and `load_finder`); hashing, skip decisions, results in file order
+and every Lance read and write stay in the parent, so the rows, batches and progress lines are those of a
+single-process run.
 
 `crop_mode=track` replaces the one box per file by face-track curation (`dualforce_core.curation`, in the
 worker, dlib's models loaded once per process): `curate_video`'s clips are cut into the same fixed windows,
 each stored as its LivePortrait-aligned crops with the track, identity, landmarks and affines; each
 curation reject (a frame range: no face, two faces, tiny face, blur, ...) is a `rejects` row of stage
-`curate` with its measured value, and the file's curation statistics go into its `sources` row.
+`curate` with its measured value, and the file's curation statistics go into its `sources` row. Then the
+SyncNet filter (`curation.sync_filter`, SyncNet loaded once per process) scores each curated clip from its
+windows as they are cut: a clip out of sync (`low_sync`) or with too large an offset (`av_offset`) loses
+every window to a `curate` reject, the others have their audio re-cut from the source at the corrected
+offset. Without the real SyncNet weights the filter is skipped, with one warning per run.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
 import re
-import signal
 import sys
-import threading
 import time
-import traceback
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -58,8 +59,14 @@ from dualforce_core.curation.faces import MODEL_FILES, FaceModels, models_dir
 from dualforce_core.data import lance_store, media, tables
 from dualforce_core.data.config import DataConfig
 from dualforce_core.data.crop import Box, FaceFinder, crop_box, load_detector
+from dualforce_core.data.ingest_pool import Cut, Cutter, Handle, Job, internal
 from dualforce_core.data.media import MediaError
 from dualforce_core.errors import UserError
+from dualforce_core.timeline import FPS, SAMPLE_RATE
+from dualforce_core.weights.registry import WeightsRegistry
+
+if TYPE_CHECKING:  # the module loads torch: imported by `load_finder` only where the filter runs
+    from dualforce_core.curation.sync_filter import ClipSync, SyncFilter
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +90,7 @@ FINGERPRINT_FIELDS = (
     "max_duration_s",
     "vfr_policy",
     "audio_sample_rate",
+    "video_codec",
     "video_crf",
     "video_preset",
 )
@@ -92,8 +100,20 @@ RETRYABLE = {"vanished", "unreadable", "internal_error"}
 CURATE_STAGE = "curate"
 """The `rejects.stage` of a frame range that curation refused (crop_mode=track); other stages are files."""
 
-Finder = FaceFinder | FaceModels | None
-"""What a crop mode needs loaded once per process: a face box finder (haar, detector) or dlib's models (track)."""
+SYNC_MIN_FRAMES = 6
+"""Frames a window needs for one SyncNet window (= metrics.syncnet.WINDOW_FRAMES + 1; not imported: torch)."""
+
+
+@dataclass(frozen=True)
+class TrackModels:
+    """crop_mode=track's networks: dlib's face models, and SyncNet when the sync filter runs."""
+
+    faces: FaceModels
+    sync: SyncFilter | None = None
+
+
+Finder = FaceFinder | TrackModels | None
+"""What a crop mode needs loaded once per process: a face box finder (haar, detector) or the track models."""
 
 
 class _Measured(MediaError):
@@ -111,11 +131,14 @@ class IngestReport:
     files_ingested: int = 0
     files_skipped: int = 0
     clips_written: int = 0
+    clips_recut: int = 0  # earlier clips of files cut again under a changed config (their features deleted)
+    clips_dropped: int = 0  # ... of those, the ones the new config no longer makes (deleted from `clips`)
     frames_decoded: int = 0
     seconds: float = 0.0
     rejects: Counter[str] = field(default_factory=Counter)
     segments_rejected: Counter[str] = field(default_factory=Counter)  # crop_mode=track: frame ranges
     curation_cpu_s: float = 0.0  # crop_mode=track: CPU seconds of curating + cropping, all workers
+    sync_filter: str = ""  # crop_mode=track: whether the SyncNet filter ran, and why not
     versions: dict[str, int | None] = field(default_factory=dict)
     workers: int = 1
     commit_every: int = 0
@@ -149,18 +172,28 @@ class IngestReport:
                 if self.segments_rejected or self.curation_cpu_s
                 else ""
             )
+            + (f"sync filter: {self.sync_filter}\n" if self.sync_filter else "")
+            + (
+                f"re-cut under a changed config: {self.clips_recut} earlier clips replaced (their features "
+                f"deleted, extraction redoes them), {self.clips_dropped} no longer made (deleted)\n"
+                if self.clips_recut
+                else ""
+            )
             + f"lance tables: {versions}"
         )
 
 
-def config_fingerprint(config: DataConfig) -> str:
-    """Hash of every setting that changes the clips cut from a file (and of the detector file itself)."""
+def config_fingerprint(config: DataConfig, syncnet: Path | None = None) -> str:
+    """Hash of every setting that changes the clips cut from a file (and of the detector file itself);
+    crop_mode=track: the curation settings (the sync filter's among them) and the SyncNet file the filter
+    runs with (`syncnet`; None: it does not run), so adding the real weights re-ingests."""
     settings: dict[str, Any] = {name: getattr(config, name) for name in FINGERPRINT_FIELDS}
     settings["ingest_version"] = INGEST_VERSION
     if config.crop_mode == "detector" and config.detector_path and Path(config.detector_path).is_file():
         settings["detector_sha256"] = file_sha256(Path(config.detector_path))
     if config.crop_mode == "track":
         settings["curation"] = curation_fingerprint(config.curation)
+        settings["syncnet_sha256"] = file_sha256(syncnet) if syncnet is not None else None
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -299,7 +332,7 @@ class _SourceIngest:
         if config.crop_mode == "track":
             return self._tracked(info)
         self.stage = "crop"
-        assert not isinstance(self.detector, FaceModels)
+        assert not isinstance(self.detector, TrackModels)
         box = crop_box(self.path, info.width, info.height, config, self.detector)
         self.stage = "audio"
         audio, audio_start = media.decode_audio_track(self.path, config.audio_sample_rate)
@@ -327,7 +360,7 @@ class _SourceIngest:
                     "fps": config.fps,
                     "height": config.size,
                     "width": config.size,
-                    "video": media.encode_video(clip, config.fps, config.video_crf, config.video_preset),
+                    "video": _encode(clip, config),
                     "audio": media.encode_audio(samples, config.audio_sample_rate),
                     "audio_sample_rate": config.audio_sample_rate,
                     "face_box": face_box,
@@ -342,18 +375,20 @@ class _SourceIngest:
         return rows
 
     def _tracked(self, info: media.Probe) -> list[dict[str, Any]]:
-        """crop_mode=track: curate, then cut every curated clip into windows of aligned crops."""
+        """crop_mode=track: curate, cut every curated clip into windows of aligned crops, then (sync filter)
+        keep, shift or reject each curated clip's windows by SyncNet's verdict on the clip."""
         config = self.config
-        if not isinstance(self.detector, FaceModels):
-            raise TypeError("crop_mode=track needs dlib's face models (FaceModels) loaded")
+        if not isinstance(self.detector, TrackModels):
+            raise TypeError("crop_mode=track needs dlib's face models (TrackModels) loaded")
         self.stage = "audio"
         audio, audio_start = media.decode_audio_track(self.path, config.audio_sample_rate)
         offset = round((info.start_s - audio_start) * config.audio_sample_rate)
         self.stage = CURATE_STAGE
         started = time.process_time()
         # = curate_video(path, data.curation, models, fps=data.fps), with the decoded frames counted
-        result = curate_frames(self._rgb_frames(), config.curation, self.detector, float(config.fps))
+        result = curate_frames(self._rgb_frames(), config.curation, self.detector.faces, float(config.fps))
         windows: list[Clip] = []
+        owner: dict[tuple[int, int], Clip] = {}  # (track, window start) -> its curated clip
         for clip in result.clips:
             starts = range(clip.start, clip.end - config.clip_frames + 1, config.clip_stride)
             if not starts:
@@ -366,6 +401,7 @@ class _SourceIngest:
                     f"curated clip shorter than data.clip_frames={config.clip_frames}",
                 )
             windows.extend(clip.window(start, config.clip_frames) for start in starts)
+            owner.update({(clip.track_id, start): clip for start in starts})
         for reject in result.rejects:
             self._segment(
                 reject.start, reject.end, reject.reason, reject.value, reject.track_id, reject.detail
@@ -374,6 +410,8 @@ class _SourceIngest:
         sidecar = sidecar_for(self.path)
         now = datetime.now(UTC)
         rows: list[dict[str, Any]] = []
+        sync = self.detector.sync
+        distances: dict[tuple[int, int], list[np.ndarray]] = {}  # (track, clip start) -> per window
         for window, crops in iter_clip_crops(self._rgb_frames(), windows, config.size, config.curation.align):
             samples = self._clip_audio(audio, offset, window.start)
             if samples is None:
@@ -386,20 +424,70 @@ class _SourceIngest:
                     "the audio track ends before this window",
                 )
                 continue
-            rows.append(self._track_row(window, crops, samples, sidecar, now))
+            landmarks = window.landmarks * (config.size / window.crop_size)
+            rows.append(self._track_row(window, crops, landmarks, samples, sidecar, now))
+            if sync is not None:
+                clip = owner[(window.track_id, window.start)]
+                distances.setdefault((clip.track_id, clip.start), []).append(
+                    sync.distances(crops, landmarks, samples)
+                )
+        verdicts: dict[tuple[int, int], ClipSync] = {}
+        if sync is not None:
+            self.stage = CURATE_STAGE
+            verdicts = {key: sync.judge(scores) for key, scores in distances.items()}
+            rows = [row for row in rows if self._synced(row, verdicts, owner, audio, offset)]
         if not rows and not self.segment_rejects:
             raise MediaError("too_short", "no frame decoded on the data.fps grid")
         rows.sort(key=lambda row: (row["start_frame"], row["track_id"]))
-        self.curation_stats = _curation_stats(result, len(rows), time.process_time() - started)
+        self.curation_stats = _curation_stats(
+            result, len(rows), time.process_time() - started, sync is not None, verdicts
+        )
         return rows
 
+    def _synced(
+        self,
+        row: dict[str, Any],
+        verdicts: dict[tuple[int, int], ClipSync],
+        owner: dict[tuple[int, int], Clip],
+        audio: np.ndarray,
+        offset: int,
+    ) -> bool:
+        """Apply the verdict on the row's curated clip: False (a `curate` reject) when the clip is out of
+        sync, else the row's audio is re-cut from the source audio at the corrected offset."""
+        start, track = row["start_frame"], row["track_id"]
+        clip = owner[(track, start)]
+        verdict = verdicts[(clip.track_id, clip.start)]
+        end = start + self.config.clip_frames
+        if verdict.reason:
+            self._segment(start, end, verdict.reason, verdict.value, track, verdict.detail)
+            return False
+        if verdict.offset:
+            samples = self._clip_audio(audio, offset, verdict.audio_start(start))
+            if samples is None:
+                self._segment(
+                    start,
+                    end,
+                    "no_audio",
+                    0.0,
+                    track,
+                    f"the audio track ends before this window once shifted by {verdict.offset:+d} frames",
+                )
+                return False
+            row["audio"] = media.encode_audio(samples, self.config.audio_sample_rate)
+        return True
+
     def _track_row(
-        self, window: Clip, crops: np.ndarray, samples: np.ndarray, sidecar: str | None, now: datetime
+        self,
+        window: Clip,
+        crops: np.ndarray,
+        landmarks: np.ndarray,
+        samples: np.ndarray,
+        sidecar: str | None,
+        now: datetime,
     ) -> dict[str, Any]:
+        """One `clips` row: the window's crops, with `landmarks` in their pixels, and its audio."""
         config = self.config
-        scale = config.size / window.crop_size
         affines = window.affines_at(config.size)
-        landmarks = window.landmarks * scale
         to_source = [invert_affine(a) for a in affines]
         source_landmarks = [transform_points(p, m) for p, m in zip(landmarks, to_source)]
         corners = np.array([[0, 0], [config.size, 0], [0, config.size], [config.size, config.size]], float)
@@ -420,7 +508,7 @@ class _SourceIngest:
             "fps": config.fps,
             "height": config.size,
             "width": config.size,
-            "video": media.encode_video(crops, config.fps, config.video_crf, config.video_preset),
+            "video": _encode(crops, config),
             "audio": media.encode_audio(samples, config.audio_sample_rate),
             "audio_sample_rate": config.audio_sample_rate,
             "face_box": [float(v) for v in (*box.min(axis=0), *box.max(axis=0))],
@@ -474,6 +562,17 @@ class _SourceIngest:
         return np.pad(piece, (max(-first, 0), count - len(piece) - max(-first, 0)))
 
 
+def _id_filter(column: str, values: set[str]) -> str:
+    """A Lance filter matching `values` (not empty) in `column`."""
+    return f"{column} IN ({', '.join(lance_store.sql_str(v) for v in sorted(values))})"
+
+
+def _encode(frames: np.ndarray, config: DataConfig) -> bytes:
+    return media.encode_video(
+        frames, config.fps, config.video_crf, config.video_preset, codec=config.video_codec
+    )
+
+
 def _float32_cell(array: np.ndarray) -> tuple[bytes, list[int]]:
     """`tensor_codec.encode_tensor(array, "float32")`'s bytes and shape, without importing torch into
     every ingest worker; `tensor_codec.decode_tensor(blob, shape, "float32")` reads it back."""
@@ -481,11 +580,19 @@ def _float32_cell(array: np.ndarray) -> tuple[bytes, list[int]]:
     return data.tobytes(), list(data.shape)
 
 
-def _curation_stats(result: CurationResult, windows: int, seconds: float) -> dict[str, Any]:
-    """What the `sources` row keeps of one file's curation (`ingest_summary.curation_summary` sums it)."""
+def _curation_stats(
+    result: CurationResult,
+    windows: int,
+    seconds: float,
+    sync_filtered: bool,
+    verdicts: dict[tuple[int, int], ClipSync],
+) -> dict[str, Any]:
+    """What the `sources` row keeps of one file's curation (`ingest_summary.curation_summary` sums it),
+    with SyncNet's verdict on each curated clip that had a window to score."""
     rejected: Counter[str] = Counter()
     for reject in result.rejects:
         rejected[reject.reason] += reject.end - reject.start
+    ends = {(clip.track_id, clip.start): clip.end for clip in result.clips}
     return {
         "frames": result.frames,
         "cuts": len(result.cuts),
@@ -494,6 +601,20 @@ def _curation_stats(result: CurationResult, windows: int, seconds: float) -> dic
         "clip_frames": sum(clip.frames for clip in result.clips),
         "windows": windows,
         "rejected_frames": dict(sorted(rejected.items())),
+        "sync_filtered": sync_filtered,
+        "sync": [
+            {
+                "track_id": track,
+                "start": start,
+                "end": ends[(track, start)],
+                "confidence": verdict.confidence,
+                "offset": verdict.offset,
+                "distance": verdict.distance,
+                "windows": verdict.windows,
+                "verdict": verdict.reason or "kept",
+            }
+            for (track, start), verdict in sorted(verdicts.items(), key=lambda item: (item[0][1], item[0][0]))
+        ],
         "cpu_s": seconds,  # taken out into the report: the stored row must not depend on timing
     }
 
@@ -546,8 +667,17 @@ class _Batch:
             ).to_pylist()
         }
         self.clips_written = 0
+        self.clips_recut = 0  # earlier clips of re-cut files (their features deleted)
+        self.clips_dropped = 0  # ... of which the new config makes no clip any more (deleted)
         self.commits = 0
         self.commit_seconds = 0.0
+        self.recorded_hashes = set(
+            lance_store.read_rows(tables.SOURCES.name, ["source_hash"], f"dataset = '{dataset}'")
+            .column("source_hash")
+            .to_pylist()
+            if lance_store.table_version(tables.SOURCES.name) is not None
+            else []
+        )
 
     def add_source(self, source: _SourceIngest, status: str, clips: int) -> None:
         stats = source.curation_stats
@@ -592,6 +722,16 @@ class _Batch:
             }
         )
 
+    def _previous_clips(self) -> set[str]:
+        """Clip ids an earlier run cut from the files this batch re-cut (the same content under another config
+        fingerprint): ids do not name the config, so without this their features would look done and clips
+        the new config no longer makes would stay."""
+        recut = sorted({row["source_hash"] for row in self.sources} & self.recorded_hashes)
+        if not recut:
+            return set()
+        where = f"dataset = '{self.dataset}' AND " + _id_filter("source_hash", set(recut))
+        return lance_store.existing_ids(tables.CLIPS.name, tables.CLIPS.key, where)
+
     def full(self, max_files: int) -> bool:
         if self.files >= max_files:
             return True
@@ -606,11 +746,21 @@ class _Batch:
             return None
         started = time.perf_counter()
         version = None
+        stale = self._previous_clips()
+        if stale:
+            for table in tables.FEATURES:  # made from the old cut: extraction must redo them
+                lance_store.delete_rows(table.name, _id_filter(tables.CLIPS.key, stale))
         if self.clips:
             version = lance_store.upsert(
                 tables.CLIPS.name, pa.Table.from_pylist(self.clips, tables.CLIPS.schema), tables.CLIPS.key
             )
             self.clips_written += len(self.clips)
+        gone = stale - {row["clip_id"] for row in self.clips}
+        if gone:
+            self.clips_dropped += lance_store.delete_rows(
+                tables.CLIPS.name, _id_filter(tables.CLIPS.key, gone)
+            )
+        self.clips_recut += len(stale)
         if self.rejects:
             lance_store.upsert(
                 tables.REJECTS.name,
@@ -633,49 +783,14 @@ class _Batch:
         return done
 
 
-@dataclass(frozen=True)
-class _Job:
-    """What a worker needs to cut one source (picklable: it crosses to a spawned process)."""
-
-    path: Path
-    dataset: str
-    source_hash: str
-    config: DataConfig
-
-
-@dataclass
-class _Cut:
-    """What became of one source: its clip rows, or the stage where it failed and why."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    frames_decoded: int = 0
-    skipped: bool = False
-    stage: str = ""
-    reason: str = ""
-    detail: str = ""
-    trace: str = ""
-    value: float | None = None
-    segment_rejects: list[dict[str, Any]] = field(default_factory=list)
-    curation_stats: dict[str, Any] | None = None
-
-
-def _internal(stage: str, err: Exception) -> _Cut:
-    return _Cut(
-        stage=stage,
-        reason="internal_error",
-        detail=f"{type(err).__name__}: {err}",
-        trace=traceback.format_exc(),
-    )
-
-
-def _cut(job: _Job, detector: Finder) -> _Cut:
+def cut_source(job: Job, detector: Finder) -> Cut:
     """Probe, crop, decode and encode one hashed source; every failure is returned, never raised."""
     source = _SourceIngest(job.path, job.dataset, job.config, detector)
     source.source_hash = job.source_hash
     try:
         rows = source.clips()
     except MediaError as err:
-        return _Cut(
+        return Cut(
             frames_decoded=source.frames_decoded,
             stage=source.stage,
             reason=err.reason,
@@ -683,10 +798,10 @@ def _cut(job: _Job, detector: Finder) -> _Cut:
             value=err.value if isinstance(err, _Measured) else None,
         )
     except Exception as err:
-        cut = _internal(source.stage, err)
+        cut = internal(source.stage, err)
         cut.frames_decoded = source.frames_decoded
         return cut
-    return _Cut(
+    return Cut(
         rows=rows,
         frames_decoded=source.frames_decoded,
         segment_rejects=source.segment_rejects,
@@ -694,17 +809,23 @@ def _cut(job: _Job, detector: Finder) -> _Cut:
     )
 
 
-def load_finder(config: DataConfig, lazy: bool = False) -> Finder:
-    """What `crop_mode` needs loaded once per process (`Finder`); None for none/center. With `lazy`,
-    crop_mode=track only checks that dlib and its model files are there (1.3 s to load them, which a
-    run that skips every file, or cuts in workers, does not need in the parent)."""
+def load_finder(config: DataConfig, syncnet: Path | None = None, lazy: bool = False) -> Finder:
+    """What `crop_mode` needs loaded once per process (`Finder`); None for none/center; crop_mode=track:
+    dlib's models, and SyncNet from `syncnet` when the sync filter runs (`sync_filter_weights`). With
+    `lazy`, crop_mode=track only checks that dlib and its model files are there (1.3 s to load them, which
+    a run that skips every file, or cuts in workers, does not need in the parent)."""
     if config.crop_mode == "track" and lazy:
         check_face_models(config)
         return None
     if config.crop_mode in ("haar", "detector"):
         return load_detector(config)
     if config.crop_mode == "track":
-        return FaceModels(config.curation.detector, config.curation.upsample)
+        faces = FaceModels(config.curation.detector, config.curation.upsample)
+        if syncnet is None:
+            return TrackModels(faces)
+        from dualforce_core.curation.sync_filter import SyncFilter  # torch: only where the filter runs
+
+        return TrackModels(faces, SyncFilter.load(syncnet, config.curation.sync))
     return None
 
 
@@ -720,161 +841,56 @@ def check_face_models(config: DataConfig) -> None:
             raise UserError(f"data.crop_mode=track: face model {MODEL_FILES[name]} is missing from {folder}")
 
 
-_worker_detector: Finder = None
+def sync_filter_weights(config: DataConfig, weights: WeightsRegistry | None) -> tuple[Path | None, str]:
+    """(the SyncNet file the sync filter runs with, or None, and what the report says about it).
+
+    crop_mode=track only (other modes: (None, "")). The filter runs only with the real `syncnet_v2.model`:
+    a missing file or a random stand-in (`dualforce weights init-random`) would keep or reject clips for no
+    reason, so then it is skipped, with one warning saying why and how to enable it."""
+    if config.crop_mode != "track":
+        return None, ""
+    sync = config.curation.sync
+    location = weights.location("syncnet") if weights is not None else None
+    if not sync.enabled:
+        why = "data.curation.sync.enabled=false"
+    elif location is None:
+        why = "no weights registry was given to ingestion"
+    elif not location.is_file():
+        why = f"no SyncNet weights at {location}"
+    elif weights is not None and weights.is_stand_in("syncnet"):
+        why = f"{location} is a random stand-in (dualforce weights init-random), not the real network"
+    elif (config.fps, config.audio_sample_rate) != (FPS, SAMPLE_RATE):
+        why = f"SyncNet needs {FPS} fps and {SAMPLE_RATE} Hz audio (data.fps / data.audio_sample_rate)"
+    elif config.clip_frames < SYNC_MIN_FRAMES:
+        why = f"data.clip_frames={config.clip_frames} is shorter than one SyncNet window ({SYNC_MIN_FRAMES})"
+    else:
+        from dualforce_core.metrics.syncnet import load_syncnet  # torch: only where the filter runs
+
+        load_syncnet(location)  # a corrupt or foreign file: one clear error here, not one per worker and file
+        return location, (
+            f"on (SyncNet {location}; kept: Sync-C >= {sync.min_confidence}, |offset| <= "
+            f"{sync.max_offset} frames, audio shifted by the offset)"
+        )
+    if sync.enabled:
+        log.warning(
+            "SyncNet filter skipped: %s. Clips keep their unshifted audio and no clip is rejected for sync. "
+            "To run it, put the real syncnet_v2.model (joonson/syncnet_python) at weights.paths.syncnet.",
+            why,
+        )
+    return None, f"SKIPPED ({why}; the real syncnet_v2.model at weights.paths.syncnet enables it)"
 
 
-def _worker_start(config: DataConfig) -> None:
-    """Initializer of a spawned worker: Ctrl-C is the parent's to handle, the worker exits when its parent
-    dies (even by SIGKILL, which leaves no chance to stop it), and it loads its own face finder."""
-    global _worker_detector
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
-    _worker_detector = load_finder(config)
-
-
-def _exit_with(sentinel: int) -> None:
-    multiprocessing.connection.wait([sentinel])
-    os._exit(1)
-
-
-def _cut_in_worker(job: _Job) -> _Cut:
-    return _cut(job, _worker_detector)
-
-
-@dataclass
-class _Handle:
-    job: _Job
-    future: Future[_Cut] | None  # None: cut in this process when its result is asked for
-    generation: int = 0
-
-
-class _Cutter:
-    """Cuts sources in this process (workers=1) or in `workers` spawned processes; results are asked for
-    in submission order, so batches, progress lines and rows do not depend on the number of workers.
-
-    Lance is not fork-safe and no table is opened in a worker: workers only decode, crop and encode; the
-    parent hashes, decides what to skip and does every Lance read and write. A worker that dies (a decoder
-    crash, the OOM killer) breaks the whole pool: every job that was in it is then re-run alone in a fresh
-    pool, so only a job that kills its worker again is blamed (`internal_error`, retried next run).
-    """
-
-    def __init__(
-        self,
-        workers: int,
-        config: DataConfig,
-        detector: Finder,
-        work: Callable[[_Job], _Cut] = _cut_in_worker,
-    ) -> None:
-        self.workers = workers
-        self.config = config
-        self.detector = detector
-        self.work = work
-        self.pool: ProcessPoolExecutor | None = None
-        self.generation = 0
-        self.live = 0  # unresolved jobs in the current pool
-        self.orphans = 0  # unresolved jobs of a pool that died
-
-    def __enter__(self) -> _Cutter:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        self._stop(kill=kind is not None)
-
-    @property
-    def busy(self) -> bool:
-        """Whether the next result must be taken before another job is submitted: two jobs per worker keep
-        every worker fed while the parent commits; none while a dead pool's jobs are re-run one by one."""
-        if self.workers == 1:
-            return self.live >= 1
-        return self.live + self.orphans >= (0 if self.orphans else 2 * self.workers)
-
-    def submit(self, job: _Job) -> _Handle:
-        if self.workers == 1:
-            self.live += 1
-            return _Handle(job, None)
-        try:
-            future = self._pool().submit(self.work, job)
-        except BrokenProcessPool:  # a worker died while the parent was busy elsewhere
-            self._broken()
-            self.orphans += 1
-            return _Handle(job, None, -1)
-        self.live += 1
-        return _Handle(job, future, self.generation)
-
-    def result(self, handle: _Handle) -> _Cut:
-        if self.workers == 1:
-            self.live -= 1
-            if self.detector is None and self.config.crop_mode == "track":
-                self.detector = load_finder(self.config)  # dlib's models: only once a file is cut here
-            return _cut(handle.job, self.detector)
-        if handle.future is not None and handle.generation == self.generation:
-            try:
-                cut = handle.future.result()
-            except BrokenProcessPool:
-                self._broken()
-            except Exception as err:  # the result could not come back (pickling, ...): still one reject
-                self.live -= 1
-                return _internal("worker", err)
-            else:
-                self.live -= 1
-                return cut
-        self.orphans -= 1
-        if handle.future is not None:
-            with contextlib.suppress(BrokenProcessPool, CancelledError):
-                return handle.future.result()  # it finished before the pool died
-        return self._alone(handle.job)
-
-    def _broken(self) -> None:
-        log.debug("an ingest worker died; re-running the %d jobs it shared a pool with one by one", self.live)
-        self.orphans += self.live
-        self.live = 0
-        self._stop(kill=True)
-
-    def _alone(self, job: _Job) -> _Cut:
-        try:
-            return self._pool().submit(self.work, job).result()
-        except BrokenProcessPool:
-            self._stop(kill=True)
-            return _Cut(
-                stage="worker",
-                reason="internal_error",
-                detail="the worker process died cutting this file (a crash in the decoder, or out of memory)",
-            )
-        except Exception as err:
-            return _internal("worker", err)
-
-    def _pool(self) -> ProcessPoolExecutor:
-        if self.pool is None:
-            self.pool = ProcessPoolExecutor(
-                self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_start,
-                initargs=(self.config,),
-            )
-        return self.pool
-
-    def _stop(self, kill: bool) -> None:
-        """Shut the pool down; `kill` stops the running jobs too (an error, Ctrl-C or a dead worker)."""
-        pool, self.pool = self.pool, None
-        if pool is None:
-            return
-        if kill:
-            self.generation += 1
-            processes = list((getattr(pool, "_processes", None) or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for process in processes:
-                with contextlib.suppress(OSError, ValueError):
-                    process.kill()
-        else:
-            pool.shutdown(wait=True)
-
-
-def ingest_dataset(dataset: str, src: Path, config: DataConfig, progress: bool = True) -> IngestReport:
-    """Ingest every video under `src` into the `clips` table as dataset `dataset`; see the module doc."""
+def ingest_dataset(
+    dataset: str,
+    src: Path,
+    config: DataConfig,
+    progress: bool = True,
+    weights: WeightsRegistry | None = None,
+) -> IngestReport:
+    """Ingest every video under `src` into the `clips` table as dataset `dataset`; see the module doc.
+    `weights`: where SyncNet is looked for (crop_mode=track's sync filter; None: the filter is skipped)."""
     _check_request(dataset, src)
-    return ingest_files(dataset, src, discover(src, config), config, progress)
+    return ingest_files(dataset, src, discover(src, config), config, progress, weights)
 
 
 def _check_request(dataset: str, src: Path) -> None:
@@ -897,22 +913,25 @@ def ingest_files(
     found: tuple[list[Path], list[Path]],
     config: DataConfig,
     progress: bool = True,
+    weights: WeightsRegistry | None = None,
 ) -> IngestReport:
     """Ingest an already discovered (videos, other files) list; files may have changed since."""
     detector = _prepare(dataset, src, config)
+    syncnet, sync_note = sync_filter_weights(config, weights)
     videos, others = found
-    fingerprint = config_fingerprint(config)
+    fingerprint = config_fingerprint(config, syncnet)
     done = lance_store.existing_ids(tables.SOURCES.name, tables.SOURCES.key, f"dataset = '{dataset}'")
     report = IngestReport(
         dataset=dataset,
         files_seen=len(videos) + len(others),
         workers=config.workers,
         commit_every=config.commit_every,
+        sync_filter=sync_note,
     )
     batch = _Batch(dataset, fingerprint, config.write_batch_mb << 20)
     started = time.perf_counter()
     seen_hashes: dict[str, Path] = {}
-    pending: deque[tuple[_SourceIngest, _Cut | _Handle]] = deque()
+    pending: deque[tuple[_SourceIngest, Cut | Handle]] = deque()
     settled = 0
 
     def reject(
@@ -927,11 +946,11 @@ def ingest_files(
         if committed and progress:
             print(committed, file=sys.stderr, flush=True)
 
-    def settle(cutter: _Cutter) -> None:
+    def settle(cutter: Cutter[Finder]) -> None:
         """Take the oldest source's result into the batch, and commit when the batch is full."""
         nonlocal settled
         source, work = pending.popleft()
-        cut = work if isinstance(work, _Cut) else cutter.result(work)
+        cut = work if isinstance(work, Cut) else cutter.result(work)
         outcome = _record(source, cut, batch, report, reject)
         settled += 1
         if progress:
@@ -942,14 +961,16 @@ def ingest_files(
     try:
         for path in others:
             reject(path, "", "discover", "not_video", f"extension {path.suffix or '(none)'!r} is not a video")
-        with _Cutter(config.workers, config, detector) as cutter:
+        with Cutter[Finder](
+            config.workers, cut_source, partial(load_finder, config, syncnet), detector
+        ) as cutter:
             for path in videos:
                 while pending and cutter.busy:
                     settle(cutter)
                 source = _SourceIngest(path, dataset, config, detector)
                 checked = _check(source, fingerprint, done, seen_hashes)
                 if checked is None:  # still to be cut: in this process or a worker
-                    pending.append((source, cutter.submit(_Job(path, dataset, source.source_hash, config))))
+                    pending.append((source, cutter.submit(Job(path, dataset, source.source_hash, config))))
                 else:
                     pending.append((source, checked))
             while pending:
@@ -958,6 +979,8 @@ def ingest_files(
         commit()
         report.seconds = time.perf_counter() - started
         report.clips_written = batch.clips_written
+        report.clips_recut = batch.clips_recut
+        report.clips_dropped = batch.clips_dropped
         report.batches_committed = batch.commits
         report.commit_seconds = batch.commit_seconds
         report.versions = {
@@ -969,26 +992,26 @@ def ingest_files(
 
 def _check(
     source: _SourceIngest, fingerprint: str, done: set[str], seen_hashes: dict[str, Path]
-) -> _Cut | None:
+) -> Cut | None:
     """The parent's part of a source: read and hash it, skip it when an earlier run finished it, reject a
     second copy of the same content; None when it still has to be cut."""
     try:
         source_hash = source.hash()
         if tables.source_id(source.dataset, source_hash, fingerprint) in done:
-            return _Cut(skipped=True)
+            return Cut(skipped=True)
         if source_hash in seen_hashes:
             raise MediaError("duplicate", f"same content as {seen_hashes[source_hash]}")
         seen_hashes[source_hash] = source.path
     except MediaError as err:
-        return _Cut(stage=source.stage, reason=err.reason, detail=err.detail)
+        return Cut(stage=source.stage, reason=err.reason, detail=err.detail)
     except Exception as err:
-        return _internal(source.stage, err)
+        return internal(source.stage, err)
     return None
 
 
 def _record(
     source: _SourceIngest,
-    cut: _Cut,
+    cut: Cut,
     batch: _Batch,
     report: IngestReport,
     reject: Callable[[Path, str, str, str, str, float | None], str],

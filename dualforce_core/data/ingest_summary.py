@@ -1,17 +1,21 @@
 """What ingestion left for one dataset across all its runs: clip rows, rejects by reason, reject rate, and
-(crop_mode=track) the curation statistics: tracks, cuts, clips, frame ranges rejected, face sizes."""
+(crop_mode=track) the curation statistics: tracks, cuts, clips, frame ranges rejected, face sizes, and the
+SyncNet filter's confidence and offset per curated clip (with a confidence histogram for the Dagster UI)."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from dualforce_core.data.lance_store import open_table, read_rows, sql_str
 
 CURATE_STAGE = "curate"  # = ingest.CURATE_STAGE (not imported: that module loads the curation package)
+SYNC_BINS = 10
+"""Sync-C histogram: bins [0, 1), ..., [9, 10), then >= 10 (LatentSync keeps >= 3; real clips reach ~10)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class CurationSummary:
     rejects: dict[str, int]  # reason -> frame ranges rejected
     rejected_frames: dict[str, int]  # reason -> frames
     face_px: dict[str, float]  # median / p10 / p90 of the clip rows' face size (source px); {} if none
+    sync_filtered_files: int = 0  # files whose curated clips the SyncNet filter scored
+    sync: list[dict[str, Any]] = field(default_factory=list)  # per scored clip: confidence, offset, ...
 
     @property
     def frame_yield(self) -> float:
@@ -68,7 +74,37 @@ class CurationSummary:
             "rejects": self.rejects,
             "rejected_frames": self.rejected_frames,
             "face_px": self.face_px,
+            "sync_filtered_files": self.sync_filtered_files,
+            "sync_verdicts": self.sync_verdicts,
+            "sync_offsets": self.sync_offsets,
         }
+
+    @property
+    def sync_verdicts(self) -> dict[str, int]:
+        """Scored curated clips by verdict: kept, low_sync, av_offset."""
+        return dict(sorted(Counter(str(item["verdict"]) for item in self.sync).items()))
+
+    @property
+    def sync_offsets(self) -> dict[str, int]:
+        """Scored curated clips by audio-video offset in frames (kept clips had their audio shifted by it)."""
+        counts = Counter(int(item["offset"]) for item in self.sync)
+        return {str(offset): counts[offset] for offset in sorted(counts)}
+
+    def sync_histogram(self) -> list[tuple[str, int, int]]:
+        """(Sync-C bin, curated clips scored in it, of which kept), bins of `SYNC_BINS`."""
+        labels = [f"[{low}, {low + 1})" for low in range(SYNC_BINS)] + [f">= {SYNC_BINS}"]
+        clips, kept = [0] * len(labels), [0] * len(labels)
+        for item in self.sync:
+            index = min(max(int(item["confidence"]), 0), SYNC_BINS)  # Sync-C = median - min >= 0
+            clips[index] += 1
+            kept[index] += item["verdict"] == "kept"
+        return list(zip(labels, clips, kept, strict=True))
+
+    def sync_histogram_markdown(self) -> str:
+        """The Sync-C histogram as a markdown table (the `clips` asset's metadata)."""
+        lines = ["| Sync-C | curated clips | kept |", "|---|---:|---:|"]
+        lines += [f"| {label} | {clips} | {kept} |" for label, clips, kept in self.sync_histogram()]
+        return "\n".join(lines)
 
 
 def _columns(name: str, wanted: list[str]) -> list[str]:
@@ -141,6 +177,8 @@ def curation_summary(dataset: str) -> CurationSummary | None:
         rejects=dict(sorted(reasons.items())),
         rejected_frames=dict(sorted(rejected_frames.items())),
         face_px=face_px,
+        sync_filtered_files=sum(bool(s.get("sync_filtered")) for s in stats),
+        sync=[item for s in stats for item in s.get("sync", [])],
     )
 
 

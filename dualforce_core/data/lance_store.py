@@ -80,3 +80,14 @@ def read_rows(name: str, columns: list[str] | None = None, where: str | None = N
 def existing_ids(name: str, column: str = "clip_id", where: str | None = None) -> set[str]:
     table = read_rows(name, [column], where)
     return {str(value) for value in table.column(column).to_pylist()} if table.num_columns else set()
+
+
+def delete_rows(name: str, where: str) -> int:
+    """Delete the rows of `name` matching `where`; returns how many went (no new version when none match)."""
+    dataset = open_table(name)
+    if dataset is None:
+        return 0
+    count = dataset.count_rows(filter=where)
+    if count:
+        dataset.delete(where)
+    return int(count)

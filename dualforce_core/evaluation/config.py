@@ -7,10 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from dualforce_core.config_model import ConfigModel
-from dualforce_core.curation.config import AlignConfig, SmoothingConfig
-
-SYNC_ALIGN = AlignConfig(scale=1.5, vy_ratio=0.05)
-"""SyncNet's framing for `sync_crop=aligned`: tighter than LivePortrait's 2.3 (docs/evaluation.md)."""
+from dualforce_core.curation.config import SYNC_ALIGN, AlignConfig, SmoothingConfig
 
 
 class EvalConfig(ConfigModel):

@@ -31,6 +31,8 @@ def test_help_explains_settings(capsys: pytest.CaptureFixture[str]) -> None:
         main(["ingest", "--help"])
     out = capsys.readouterr().out
     assert "--dataset" in out and "--src" in out and "data.crop_mode" in out and "rejects" in out
+    assert "| track (face-track curation" in out and "SyncNet filter" in out  # crop modes, sync filter
+    assert "weights.paths.syncnet" in out
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ from dualforce_core.data.ingest import IngestReport, add_missing_columns, config
 from dualforce_core.data.ingest_summary import curation_summary, face_size_within, ingest_summary
 from dualforce_core.data.tensor_codec import decode_tensor
 from dualforce_core.errors import UserError
+from dualforce_core.metrics.syncnet import write_stand_in
 from tests.data.ingest_fixtures import write_video
 
 SIZE = 64
@@ -285,9 +286,11 @@ def test_curation_settings_are_part_of_the_fingerprint() -> None:
 def test_dagster_clips_carry_curation_statistics_and_the_face_size_check_blocks(
     world: World, tmp_path: Path
 ) -> None:
-    """The thin asset: curation statistics and the aligned-crop contact sheet in the `clips` metadata; the
-    blocking face-size check fails when the median face leaves the configured bounds (the short second
-    file, with data.face_px_median_min above its faces; within bounds: the summary test above)."""
+    """The thin asset: curation statistics, the SyncNet filter's confidence histogram (SyncNet from the
+    config's weights: a random network not labelled a stand-in, keeping every clip) and the aligned-crop
+    contact sheet in the `clips` metadata; the blocking face-size check fails when the median face leaves
+    the configured bounds (the short second file, with data.face_px_median_min above its faces; within
+    bounds: the summary test above)."""
     import dagster as dg
 
     from assets.clips import ingest, median_face_size_within_bounds, reject_rate_below_threshold
@@ -296,6 +299,8 @@ def test_dagster_clips_carry_curation_statistics_and_the_face_size_check_blocks(
 
     home = tmp_path / "home"
     (home / "raw" / "talk").mkdir(parents=True)
+    (tmp_path / "weights" / "metrics").mkdir(parents=True)
+    write_stand_in(tmp_path / "weights" / "metrics" / "syncnet_v2.model", seed=0)
     (home / "raw" / "talk" / "second.mp4").write_bytes((world.src / "second.mp4").read_bytes())
     overrides = [
         "data.crop_mode=track",
@@ -304,6 +309,10 @@ def test_dagster_clips_carry_curation_statistics_and_the_face_size_check_blocks(
         "data.clip_stride=8",
         "data.curation.min_frames=16",
         "data.face_px_median_min=150",
+        "data.curation.sync.min_confidence=0",
+        "data.curation.sync.max_offset=2",
+        "data.curation.sync.search_offset=2",
+        f"weights.root={tmp_path / 'weights'}",
     ]
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("datasets", ["talk"])
@@ -330,3 +339,5 @@ def test_dagster_clips_carry_curation_statistics_and_the_face_size_check_blocks(
     face_px = json.loads(json.dumps(clips["face_px"]))
     assert face_px.keys() == {"median", "p10", "p90"} and clips["face_px_median"] == face_px["median"] < 150
     assert "data:image/png;base64," in str(clips["preview"])
+    assert str(clips["sync_filter"]).startswith("on (SyncNet") and clips["sync_verdicts"] == {"kept": 1}
+    assert "| Sync-C | curated clips | kept |" in str(clips["sync_confidence_histogram"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections import deque
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,7 +16,8 @@ from dualforce_core import paths
 from dualforce_core.cli import ingest_cmd
 from dualforce_core.data import lance_store
 from dualforce_core.data.config import DataConfig
-from dualforce_core.data.ingest import IngestReport, _Cut, _Cutter, _Handle, _Job, ingest_dataset
+from dualforce_core.data.ingest import IngestReport, cut_source, ingest_dataset, load_finder
+from dualforce_core.data.ingest_pool import Cut, Cutter, Handle, Job
 from tests.data.ingest_fixtures import write_batch_corpus, write_bright_region_yunet, write_video
 
 CONFIG = DataConfig(size=32, clip_frames=9, clip_stride=8, commit_every=2)
@@ -72,25 +74,25 @@ def test_workers_load_their_own_face_detector(tmp_path: Path, monkeypatch: pytes
     assert all(rows[2][name].equals(table) for name, table in rows[1].items())
 
 
-def crash_on_poison(job: _Job) -> _Cut:
+def crash_on_poison(job: Job) -> Cut:
     """A stand-in for a decoder that takes its process down on one file."""
     if job.path.name == "poison.mp4":
         os._exit(3)
-    return _Cut(rows=[{"name": job.path.name}], frames_decoded=1)
+    return Cut(rows=[{"name": job.path.name}], frames_decoded=1)
 
 
 @pytest.mark.slow  # three pools start (the first, one after the crash, one after the re-run): 5-15 s
 def test_a_worker_that_dies_costs_only_its_own_file() -> None:
     names = ["a.mp4", "b.mp4", "poison.mp4", "c.mp4", "d.mp4", "e.mp4", "f.mp4"]
-    results: dict[str, _Cut] = {}
-    pending: deque[_Handle] = deque()
+    results: dict[str, Cut] = {}
+    pending: deque[Handle] = deque()
     # The ingest loop's way of feeding the cutter: results are taken in order, as `busy` says.
-    with _Cutter(2, CONFIG, None, work=crash_on_poison) as cutter:
+    with Cutter(2, cut_source, partial(load_finder, CONFIG), work=crash_on_poison) as cutter:
         for name in names:
             while pending and cutter.busy:
                 handle = pending.popleft()
                 results[handle.job.path.name] = cutter.result(handle)
-            pending.append(cutter.submit(_Job(Path(name), "scale", "hash", CONFIG)))
+            pending.append(cutter.submit(Job(Path(name), "scale", "hash", CONFIG)))
         while pending:
             handle = pending.popleft()
             results[handle.job.path.name] = cutter.result(handle)
