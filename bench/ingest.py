@@ -89,7 +89,7 @@ def main() -> None:
     decode_rate = decode_frames / decode_s
     print(
         f"{len(files)} files, {decode_frames} source video frames; output {config.size}px, "
-        f"crop {config.crop_mode}, preset {config.video_preset}, commit every {config.commit_every} files; "
+        f"crop {config.crop_mode}, codec {config.video_codec} (h264 preset {config.video_preset}), commit every {config.commit_every} files; "
         f"{os.cpu_count()} CPUs"
     )
     header = f"{'':22} {'seconds':>8} {'frames/s':>9} {'vs decode':>12} {'cores busy':>10}"
