@@ -1,9 +1,10 @@
 """Where ingestion cuts its sources: in this process, or in `workers` spawned processes (`--workers N`).
 
 The pool does not know how a source is cut. `ingest` hands `Cutter` the function that cuts one `Job`
-(`cut(job, loaded)`, a module-level function, so a spawned worker unpickles it by name) and a picklable
-zero-argument loader of what that function needs once per process (`load`: the face finder, dlib's
-models, SyncNet), so this module never imports `ingest` and a worker loads its models once, not per file.
+(`source_cut.cut_source`, module-level, so a spawned worker unpickles it by name) and a picklable
+zero-argument loader of what that function needs once per process (`source_cut.load_finder`: the face
+finder, dlib's models, SyncNet), so this module imports neither and a worker loads its models once, not
+per file.
 
 Lance is not fork-safe and no table is opened in a worker: workers only decode, crop and encode; the
 parent hashes, decides what to skip and does every Lance read and write. Results are asked for in

@@ -13,7 +13,7 @@ import numpy as np
 
 from dualforce_core.data.lance_store import open_table, read_rows, sql_str
 
-CURATE_STAGE = "curate"  # = ingest.CURATE_STAGE (not imported: that module loads the curation package)
+CURATE_STAGE = "curate"  # = source_cut.CURATE_STAGE (not imported: that module loads the curation package)
 SYNC_BINS = 10
 """Sync-C histogram: bins [0, 1), ..., [9, 10), then >= 10 (LatentSync keeps >= 3; real clips reach ~10)."""
 

@@ -16,8 +16,9 @@ from dualforce_core import paths
 from dualforce_core.cli import ingest_cmd
 from dualforce_core.data import lance_store
 from dualforce_core.data.config import DataConfig
-from dualforce_core.data.ingest import IngestReport, cut_source, ingest_dataset, load_finder
+from dualforce_core.data.ingest import IngestReport, ingest_dataset
 from dualforce_core.data.ingest_pool import Cut, Cutter, Handle, Job
+from dualforce_core.data.source_cut import cut_source, load_finder
 from tests.data.ingest_fixtures import write_batch_corpus, write_bright_region_yunet, write_video
 
 CONFIG = DataConfig(size=32, clip_frames=9, clip_stride=8, commit_every=2)
