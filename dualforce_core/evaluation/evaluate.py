@@ -146,11 +146,12 @@ def _score(
     return scored
 
 
-def _sync_crop(config: EvalConfig, faces: DlibFaces | None) -> dict[str, Any]:
+def _sync_crop(config: EvalConfig, faces: DlibFaces | None, scorer: MetricAccumulator) -> dict[str, Any]:
     """SyncNet's crop: Sync-C/D of two reports compare only when this matches, so the report records it."""
     if faces is None:
         return {"mode": "box"}
     return {
+        "box_fallback_videos": scorer.sync_box_fallbacks,
         "mode": "aligned",
         "align": config.sync_align.model_dump(mode="json"),
         "smoothing": config.sync_smoothing.model_dump(mode="json"),
@@ -190,7 +191,11 @@ def _protocol(
         "landmarks": config.landmarks,
         "face_box": "none: clips are stored as face-centred squares, so every crop is the whole frame",
         "definitions": protocol(
-            config.sync_offsets, config.fvd_clip_frames, config.identity_network, config.landmarks
+            config.sync_offsets,
+            config.fvd_clip_frames,
+            config.identity_network,
+            config.landmarks,
+            config.sync_crop,
         ),
         "weights": weights,
     }
@@ -307,6 +312,11 @@ def evaluate(
             f"of at least {eval_config.fvd_clip_frames} frames); this split has {scored.scorer.fvd_clips()}"
         )
     notes += _face_notes(metrics, eval_config)
+    if scored.scorer.sync_box_fallbacks:
+        notes.append(
+            f"sync_crop=aligned: dlib found no face in {scored.scorer.sync_box_fallbacks} video(s) (ground truth "
+            "and generated counted apart); SyncNet scored their box crop instead"
+        )
     if mode == "ground_truth_only":
         zeros = "FID, FVD, ACD and LMD" if eval_config.landmarks else "FID, FVD and ACD"
         notes.append(f"ground-truth-only: the ground truth is scored against itself, so {zeros} are 0")
@@ -324,7 +334,9 @@ def evaluate(
         "notes": notes,
         "seconds_total": dict(scored.scorer.seconds),
         "seconds_per_clip": scored.scorer.seconds_per_clip(),
-        "protocol": _protocol(selected, scored, eval_config, weights, _sync_crop(eval_config, sync_faces)),
+        "protocol": _protocol(
+            selected, scored, eval_config, weights, _sync_crop(eval_config, sync_faces, scored.scorer)
+        ),
         "clips": [c.as_dict() for c in scored.scorer.clips],
         "samples": scored.samples,
         "strips": scored.strips,

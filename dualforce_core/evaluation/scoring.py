@@ -95,6 +95,7 @@ class MetricAccumulator:
         self._inception: dict[str, list[np.ndarray]] = {"real": [], "fake": []}
         self._i3d: dict[str, list[np.ndarray]] = {"real": [], "fake": []}
         self._dlib: dlib_faces.DlibFaces | None = None  # sync_crop=aligned's landmarks
+        self.sync_box_fallbacks = 0  # sync_crop=aligned: videos (real or generated) with no face: box crop
 
     @contextmanager
     def timed(self, metric: str) -> Iterator[None]:
@@ -114,9 +115,11 @@ class MetricAccumulator:
 
     def _sync(self, frames: np.ndarray, audio: np.ndarray) -> tuple[int, float, float]:
         config = self.config
-        crops = sync_crops(
+        crops, aligned = sync_crops(
             frames, CROP_SIZE, config.sync_crop, config.sync_align, self._landmarks, config.sync_smoothing
         )
+        if config.sync_crop == "aligned" and not aligned:
+            self.sync_box_fallbacks += 1
         dists = syncnet_distances(self.networks.syncnet, crops, audio, self.config.sync_offsets)
         offset, confidence, distance = sync_scores(dists)
         return offset, confidence, distance

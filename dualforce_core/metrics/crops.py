@@ -134,14 +134,15 @@ def sync_crops(
     align: AlignConfig | None = None,
     find: LandmarkFinder | None = None,
     smoothing: SmoothingConfig | None = None,
-) -> np.ndarray:
-    """SyncNet's input crops: `box` = `face_crops`, `aligned` = `aligned_face_crops` (a video in which the
-    detector finds no face at all falls back to `face_crops`, the same rule for real and generated)."""
+) -> tuple[np.ndarray, bool]:
+    """SyncNet's input crops and whether they are aligned: `box` = `face_crops`, `aligned` =
+    `aligned_face_crops` (a video in which the detector finds no face at all falls back to `face_crops`,
+    the same rule for real and generated, and says so, so reports can count the fallbacks)."""
     if mode == "box":
-        return face_crops(frames, size)
+        return face_crops(frames, size), False
     if mode != "aligned":
         raise UserError(f"eval.sync_crop must be box or aligned, got {mode!r}")
     if align is None or find is None:
         raise TypeError("sync_crop=aligned needs an AlignConfig and a landmark finder")
     aligned = aligned_face_crops(frames, size, align, find, smoothing)
-    return face_crops(frames, size) if aligned is None else aligned.crops
+    return (face_crops(frames, size), False) if aligned is None else (aligned.crops, True)

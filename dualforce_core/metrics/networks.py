@@ -108,6 +108,7 @@ def protocol(
     clip_frames: int = i3d.CLIP_FRAMES,
     identity_network: IdentityNetwork = "arcface",
     landmarks: bool = False,
+    sync_crop: Literal["box", "aligned"] = "box",
 ) -> dict[str, str]:
     """How each metric is computed, in words, for the report."""
     crop = dlib_faces.CROP_SIZE
@@ -159,6 +160,13 @@ def protocol(
         "crops": (
             "one square per clip centred on the clip's face box (frame centre without one), side = the box's "
             "longer side, resized (area filter when shrinking); no landmark alignment; same for real and generated"
+            + (
+                ". SyncNet's crops instead: every frame cut by `curation.align_crop` on that frame's dlib "
+                "68 landmarks, framed by eval.sync_align (protocol.sync_crop); a video where dlib finds no face "
+                "falls back to the square above"
+                if sync_crop == "aligned"
+                else ""
+            )
         ),
     }
     if landmarks:

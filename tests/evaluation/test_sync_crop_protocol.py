@@ -35,10 +35,15 @@ def test_report_records_the_sync_crop(mode: str) -> None:
     assert sync_crop["mode"] == params["sync_crop"] == mode
     assert f"syncnet_python, {mode} crop |" in report.markdown
     assert f"- SyncNet crop (`eval.sync_crop`): **{mode}**" in report.markdown
+    crops_text = protocol["definitions"]["crops"]
+    assert ("align_crop" in crops_text) == (mode == "aligned")  # the words agree with the recorded crop
     if mode == "box":
         assert sync_crop == {"mode": "box"} and "dlib_landmarks68" not in protocol["weights"]
         assert "sync_align" not in params and "sync_landmarks_sha256" not in params
         return
+    fallbacks = sync_crop["box_fallback_videos"]  # one clip scored once (ground truth only)
+    assert fallbacks in (0, 1)
+    assert (fallbacks == 1) == any("dlib found no face" in note for note in report.record["notes"])
     assert sync_crop["align"] == SYNC_ALIGN.model_dump(mode="json")
     assert sync_crop["smoothing"]["method"] == "none"
     assert "HOG frontal detector" in sync_crop["detector"]

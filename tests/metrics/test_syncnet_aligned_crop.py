@@ -109,9 +109,10 @@ def test_frames_without_a_face_borrow_the_nearest_and_no_face_falls_back_to_the_
     np.testing.assert_array_equal(got.landmarks[3], got.landmarks[2])  # tie 2/4: the earlier
     blank = np.zeros((4, 96, 96, 3), np.uint8)
     assert aligned_face_crops(blank, CROP_SIZE, SYNC_ALIGN, find) is None
-    np.testing.assert_array_equal(
-        sync_crops(blank, CROP_SIZE, "aligned", SYNC_ALIGN, find), face_crops(blank, CROP_SIZE)
-    )
+    crops, aligned = sync_crops(blank, CROP_SIZE, "aligned", SYNC_ALIGN, find)
+    assert not aligned  # the fallback is reported, not silent
+    np.testing.assert_array_equal(crops, face_crops(blank, CROP_SIZE))
+    assert sync_crops(frames, CROP_SIZE, "aligned", SYNC_ALIGN, find)[1]
 
 
 def test_fill_gaps_takes_the_nearest_frame_with_a_face() -> None:
