@@ -92,6 +92,13 @@ def _hog() -> Any:
     return _dlib().get_frontal_face_detector()
 
 
+def check_model_files(detector: str, folder: Path) -> None:
+    """The files a `FaceModels(detector)` reads are all in `folder`: one UserError naming the first missing."""
+    for name in ("landmarks68", "recognition") + (("cnn",) if detector == "cnn" else ()):
+        if not (folder / MODEL_FILES[name]).is_file():
+            raise UserError(f"face model {MODEL_FILES[name]} is missing from {folder}")
+
+
 class FaceModels:
     """Detector, 68-point landmarks and 128-d identity embedding, loaded once and reused per video.
 
@@ -103,9 +110,7 @@ class FaceModels:
         self.folder = Path(folder) if folder is not None else models_dir()
         self.kind = detector
         self.upsample = upsample
-        for name in ("landmarks68", "recognition") + (("cnn",) if detector == "cnn" else ()):
-            if not (self.folder / MODEL_FILES[name]).is_file():
-                raise UserError(f"face model {MODEL_FILES[name]} is missing from {self.folder}")
+        check_model_files(detector, self.folder)
         if detector == "hog":
             self._hog = _hog()
         elif detector == "cnn":

@@ -210,11 +210,6 @@ def _hash_source(path: Path) -> str:
         raise MediaError("unreadable", f"cannot read: {err}") from None
 
 
-def _id_filter(column: str, values: set[str]) -> str:
-    """A Lance filter matching `values` (not empty) in `column`."""
-    return f"{column} IN ({', '.join(lance_store.sql_str(v) for v in sorted(values))})"
-
-
 def add_missing_columns(table: tables.Table) -> list[str]:
     """Schema evolution: a table written before a nullable column joined its contract (`tables.py`) gets
     that column, all null, once (Lance `add_columns` with fields: metadata only, no data rewritten), so
@@ -267,12 +262,8 @@ class _Batch:
         self.clips_dropped = 0  # ... of which the new config makes no clip any more (deleted)
         self.commits = 0
         self.commit_seconds = 0.0
-        self.recorded_hashes = set(
-            lance_store.read_rows(tables.SOURCES.name, ["source_hash"], f"dataset = '{dataset}'")
-            .column("source_hash")
-            .to_pylist()
-            if lance_store.table_version(tables.SOURCES.name) is not None
-            else []
+        self.recorded_hashes = lance_store.existing_ids(
+            tables.SOURCES.name, "source_hash", f"dataset = '{dataset}'"
         )
 
     def add_source(self, source: SourceIngest, status: str, clips: int) -> None:
@@ -325,7 +316,7 @@ class _Batch:
         recut = sorted({row["source_hash"] for row in self.sources} & self.recorded_hashes)
         if not recut:
             return set()
-        where = f"dataset = '{self.dataset}' AND " + _id_filter("source_hash", set(recut))
+        where = f"dataset = '{self.dataset}' AND " + lance_store.in_list("source_hash", recut)
         return lance_store.existing_ids(tables.CLIPS.name, tables.CLIPS.key, where)
 
     def full(self, max_files: int) -> bool:
@@ -345,7 +336,7 @@ class _Batch:
         stale = self._previous_clips()
         if stale:
             for table in tables.FEATURES:  # made from the old cut: extraction must redo them
-                lance_store.delete_rows(table.name, _id_filter(tables.CLIPS.key, stale))
+                lance_store.delete_rows(table.name, lance_store.in_list(tables.CLIPS.key, stale))
         if self.clips:
             version = lance_store.upsert(
                 tables.CLIPS.name, pa.Table.from_pylist(self.clips, tables.CLIPS.schema), tables.CLIPS.key
@@ -354,7 +345,7 @@ class _Batch:
         gone = stale - {row["clip_id"] for row in self.clips}
         if gone:
             self.clips_dropped += lance_store.delete_rows(
-                tables.CLIPS.name, _id_filter(tables.CLIPS.key, gone)
+                tables.CLIPS.name, lance_store.in_list(tables.CLIPS.key, gone)
             )
         self.clips_recut += len(stale)
         if self.rejects:

@@ -7,6 +7,7 @@ open datasets in the process that uses them (spawn, never fork, after opening on
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import lance
@@ -19,6 +20,11 @@ from dualforce_core.errors import UserError
 def sql_str(value: str) -> str:
     """A SQL string literal for Lance filters."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def in_list(column: str, values: Iterable[str]) -> str:
+    """A Lance filter matching any of `values` (at least one) in `column`."""
+    return f"{column} IN ({', '.join(sql_str(v) for v in sorted(values))})"
 
 
 def open_table(name: str, version: int | None = None) -> lance.LanceDataset | None:

@@ -33,7 +33,7 @@ import numpy as np
 
 from dualforce_core.curation import Clip, CurationResult, curate_frames, iter_clip_crops
 from dualforce_core.curation.align import crop_rect, invert_affine, transform_points
-from dualforce_core.curation.faces import MODEL_FILES, FaceModels, models_dir
+from dualforce_core.curation.faces import FaceModels, check_model_files, models_dir
 from dualforce_core.data import media, tables
 from dualforce_core.data.config import DataConfig
 from dualforce_core.data.crop import Box, FaceFinder, crop_box, load_detector
@@ -123,10 +123,10 @@ def check_face_models(config: DataConfig) -> None:
         import dlib  # noqa: F401
     except ImportError:
         raise UserError("data.crop_mode=track needs dlib (pip install dlib-bin)") from None
-    folder = models_dir()
-    for name in ("landmarks68", "recognition", *(("cnn",) if config.curation.detector == "cnn" else ())):
-        if not (folder / MODEL_FILES[name]).is_file():
-            raise UserError(f"data.crop_mode=track: face model {MODEL_FILES[name]} is missing from {folder}")
+    try:
+        check_model_files(config.curation.detector, models_dir())
+    except UserError as err:
+        raise UserError(f"data.crop_mode=track: {err}") from None
 
 
 def sidecar_for(path: Path) -> str | None:

@@ -30,13 +30,14 @@ from dualforce_core.evaluation.config import EvalConfig
 from dualforce_core.evaluation.generation import Generator, checkpoint_generator, generate_clip
 from dualforce_core.evaluation.scoring import HEADLINE, MetricAccumulator
 from dualforce_core.metrics import DlibFaces, MetricNetworks, protocol
+from dualforce_core.metrics.dlib_faces import WEIGHT_NAMES
 from dualforce_core.timeline import FPS, SAMPLE_RATE
 from dualforce_core.training.tracking import RunLogger
 from dualforce_core.weights import WeightsRegistry
 
 REPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 GENERATION_WEIGHTS = ("wan_vae", "hubert", "liveportrait_motion")
-SYNC_LANDMARKS = "dlib_landmarks68"
+SYNC_LANDMARKS = WEIGHT_NAMES["landmarks68"]
 """The dlib model file whose landmarks place `eval.sync_crop=aligned` (its name in a report's `weights`)."""
 
 

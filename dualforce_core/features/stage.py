@@ -10,14 +10,13 @@ Each batch is its own `merge_insert`, so an interrupted run keeps what it finish
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import pyarrow as pa
 from tqdm import tqdm
 
-from dualforce_core.data.lance_store import existing_ids, read_rows, sql_str, table_version, upsert
+from dualforce_core.data.lance_store import existing_ids, in_list, read_rows, sql_str, table_version, upsert
 from dualforce_core.data.tables import CLIPS
 from dualforce_core.errors import UserError
 
@@ -59,10 +58,6 @@ class ExtractReport:
         )
 
 
-def _in_list(column: str, values: Sequence[str]) -> str:
-    return f"{column} IN ({', '.join(sql_str(v) for v in values)})"
-
-
 def run_extractor(
     extractor: Extractor, dataset: str, batch_size: int, progress: bool = True
 ) -> ExtractReport:
@@ -84,7 +79,7 @@ def run_extractor(
         step = max(1, batch_size)
         for first in range(0, len(todo), step):
             ids = todo[first : first + step]
-            clips = read_rows(CLIPS.name, columns, where=_in_list("clip_id", ids))
+            clips = read_rows(CLIPS.name, columns, where=in_list("clip_id", ids))
             rows = extractor.process(clips)
             upsert(extractor.table, rows)
             written += rows.num_rows
